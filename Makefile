@@ -1,0 +1,51 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is a helper of those.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint typecheck unit bench lock clean system-deps
+
+help:
+	@echo "make run    - set up .venv and start the service on http://127.0.0.1:8000 (SQLite)"
+	@echo "make test   - set up .venv and run lint, type checks and the whole test suite"
+	@echo "make bench  - run the benchmarks in bench/ (JSON output)"
+
+# Re-installs only when the dependency pins change.
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11" >&2; exit 2; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $@
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+run: $(STAMP)
+	$(BIN)/fundmodel demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy src
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest
+
+test: $(STAMP) system-deps lint typecheck unit
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Refresh constraints.txt from a clean resolve of pyproject.toml's pins.
+lock:
+	rm -rf /tmp/fundmodel-lock && $(PYTHON) -m venv /tmp/fundmodel-lock
+	/tmp/fundmodel-lock/bin/pip install --quiet -e '.[dev]'
+	{ echo '# Full pinned dependency set (transitive included); regenerate with `make lock`.'; \
+	  /tmp/fundmodel-lock/bin/pip freeze --exclude-editable; } > constraints.txt
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis var/
