@@ -23,7 +23,9 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 run: $(STAMP)
-	$(BIN)/fundmodel demo
+	$(BIN)/fundmodel db migrate
+	$(BIN)/fundmodel db seed-demo
+	$(BIN)/fundmodel serve --host 127.0.0.1 --port 8000
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

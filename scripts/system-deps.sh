@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# System packages the test suite needs beyond Python: Prometheus' promtool (+ prometheus for the drill)
-# and Alertmanager's amtool (+ alertmanager), from Debian's prometheus and prometheus-alertmanager
-# packages. Installs them when missing and when allowed; otherwise says so and lets their tests skip.
+# System packages the test suite needs beyond Python: promtool and prometheus (Debian package
+# `prometheus`), amtool and alertmanager (package `prometheus-alertmanager`, whose server binary Debian
+# names `prometheus-alertmanager`), for the rule/config tests and the end-to-end drill. Installs them
+# when missing and when allowed (root + apt-get); otherwise says so and lets those tests skip.
 #
 # Robustness notes (why, not what):
 # - The packages' maintainer scripts would start daemons on the default ports 9090/9093. The tests run

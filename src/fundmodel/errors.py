@@ -148,3 +148,20 @@ class WebhookPayloadError(InvalidInputError):
 
     code = "INVALID_WEBHOOK_PAYLOAD"
     title = "Invalid webhook payload"
+
+
+class MeasurementUnavailableError(FundmodelError):
+    """A measurement source (Prometheus' HTTP API) is unreachable, answered with an error or with garbage."""
+
+    code = "MEASUREMENT_UNAVAILABLE"
+    title = "Measurement unavailable"
+
+
+class NotConfiguredError(ConfigurationError):
+    """An optional endpoint is switched off because its secret or setting is missing (HTTP 503).
+
+    E.g. the auto-downgrade webhook without ``STAGE_WEBHOOK_TOKEN_FILE``: it never runs unauthenticated.
+    """
+
+    code = "NOT_CONFIGURED"
+    title = "Not configured"

@@ -2,7 +2,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fundmodel.stages import Stage
-from fundmodel.stages.suggestions import MAX_SUGGESTIONS, edit_distance, suggest_stages
+from fundmodel.stages.alias_table import alias_table
+from fundmodel.stages.suggestions import MAX_SUGGESTIONS, suggest_stages, suggestion_limit
 
 
 def reference_distance(left: str, right: str) -> int:
@@ -18,10 +19,19 @@ def reference_distance(left: str, right: str) -> int:
     return rows[-1][-1]
 
 
-@given(st.text(max_size=12), st.text(max_size=12), st.integers(min_value=0, max_value=6))
-def test_bounded_distance_agrees_with_the_textbook_algorithm(left: str, right: str, limit: int) -> None:
-    exact = reference_distance(left, right)
-    assert edit_distance(left, right, limit=limit) == (exact if exact <= limit else limit + 1)
+@given(st.text(max_size=20))
+def test_suggestions_are_the_closest_stages_within_the_limit(key: str) -> None:
+    table = alias_table().by_key
+    distance_of = {}
+    for spelling, stage in table.items():
+        distance = reference_distance(key, spelling)
+        distance_of[stage] = min(distance, distance_of.get(stage, distance))
+    limit = suggestion_limit(key)
+    expected = sorted(
+        (stage for stage, distance in distance_of.items() if distance <= limit),
+        key=lambda stage: (distance_of[stage], stage.position),
+    )[:MAX_SUGGESTIONS]
+    assert suggest_stages(key) == tuple(expected)
 
 
 def test_typos_suggest_the_intended_stage_first() -> None:

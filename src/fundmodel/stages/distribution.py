@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 from types import MappingProxyType
 from typing import Literal, NamedTuple
 
@@ -166,12 +166,18 @@ def _exact_spellings() -> MappingProxyType[str, _Spelling]:
     return MappingProxyType(prepared)
 
 
-def _spelling_of(name: str) -> _Spelling | UnknownStage:
-    """The slow path: a spelling that is not written exactly as in the table."""
-    match = normalize_stage(name)
-    stage = match.canonical
+# Calling tuple.__new__ directly skips NamedTuple's Python-level constructor, a large share of a short call.
+_new_result = partial(tuple.__new__, DistributionResult)
+_new_unknown = partial(tuple.__new__, UnknownStage)
+_new_problem = partial(tuple.__new__, Problem)
+
+
+@lru_cache(maxsize=4096)
+def _alias_spelling(name: str) -> _Spelling | None:
+    """The slow path for a spelling not written exactly as in the table; ``None`` when it is unknown."""
+    stage = normalize_stage(name).canonical
     if stage is None:
-        return UnknownStage(name, match.suggestions, None)
+        return None
     return _Spelling(
         stage,
         STAGE_ORDER.index(stage),
@@ -231,17 +237,17 @@ def parse_stage_distribution(
                 problems.append(Problem(ProblemCode.KEY_TOO_LONG, name[:MAX_STAGE_NAME_LENGTH]))
                 malformed = True
                 continue
-            found = _spelling_of(name)
-            if isinstance(found, UnknownStage):
+            spelling = _alias_spelling(name)
+            if spelling is None:
                 if weight is None:
                     problems.append(Problem(ProblemCode.INVALID_WEIGHT, name))
                     malformed = True
                 else:
                     total += weight
-                unknown.append(found._replace(weight=weight))
-                problems.append(Problem(ProblemCode.UNKNOWN_STAGE, name, None, found.suggestions))
+                suggestions = normalize_stage(name).suggestions
+                unknown.append(_new_unknown((name, suggestions, weight)))
+                problems.append(_new_problem((ProblemCode.UNKNOWN_STAGE, name, None, suggestions, "")))
                 continue
-            spelling = found
         if weight is None:
             problems.append(Problem(ProblemCode.INVALID_WEIGHT, name))
             malformed = True
@@ -284,10 +290,6 @@ def parse_stage_distribution(
             tuple(problems) if problems else (),
         )
     )
-
-
-# Calling tuple.__new__ directly skips NamedTuple's Python-level constructor, a large share of a short call.
-_new_result = partial(tuple.__new__, DistributionResult)
 
 
 def _refused(problem: Problem) -> DistributionResult:

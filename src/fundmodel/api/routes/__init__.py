@@ -1,0 +1,1 @@
+"""HTTP routes: parse, authenticate, validate stages, call one service function, return its model."""

@@ -1,0 +1,148 @@
+"""The per-request stage-validation plumbing, in one place for every endpoint that takes a stage.
+
+client -> effective mode (canary cohort) -> decision (pure policy core) -> metrics, offender log,
+warnings and response headers. The route only says which field holds the stage input; the decision's
+error (if any) is raised here, and :class:`StageValidationHeadersMiddleware` puts the headers on whatever
+response leaves, success or problem document.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fundmodel.auth.models import Principal
+from fundmodel.db.mode_store import ModeStore
+from fundmodel.observability.metrics import ServiceMetrics
+from fundmodel.observability.offenders import OffenderLogSampler
+from fundmodel.stages import Stage
+from fundmodel.validation import (
+    ClientMode,
+    DeprecationPolicy,
+    DistributionDecision,
+    StageDecision,
+    ValidationMode,
+    validate_stage,
+    validate_stage_distribution,
+    validation_headers,
+)
+
+STATE_KEY = "stage_validation"
+DEPRECATIONS_PATH = "/api/deprecations"
+"""Linked from the Link header; relative (RFC 8288), so no Host header ever reaches a header value."""
+"""Where the request's :class:`RequestStageValidation` lives in ``request.state``."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What the offender log needs to know about the caller (never used as a metric label)."""
+
+    endpoint: str
+    user_agent: str | None
+    request_id: str | None
+
+
+class StageValidator:
+    """One per app: resolves each client's effective mode and builds its request-scoped validation."""
+
+    def __init__(
+        self,
+        *,
+        mode_store: ModeStore,
+        metrics: ServiceMetrics,
+        offenders: OffenderLogSampler,
+        policy: DeprecationPolicy,
+        canary_salt: str,
+        deprecations_url: str = DEPRECATIONS_PATH,
+    ) -> None:
+        self._mode_store = mode_store
+        self._metrics = metrics
+        self._offenders = offenders
+        self.policy = policy
+        self._salt = canary_salt
+        self._deprecations_url = deprecations_url
+        # Headers depend only on (mode, deprecated input): computed once each, not per request.
+        self._headers: dict[tuple[ValidationMode, bool], dict[str, str]] = {}
+
+    def for_request(self, principal: Principal, context: RequestContext) -> RequestStageValidation:
+        client_mode = self._mode_store.current().mode_for_client(principal.client_id, salt=self._salt)
+        # After the Sunset date, enforce rejects deprecated aliases too.
+        aliases_accepted = not self.policy.sunset_passed(datetime.now(UTC))
+        return RequestStageValidation(self, principal, context, client_mode, aliases_accepted)
+
+    def headers(self, mode: ValidationMode, deprecated_input: bool) -> dict[str, str]:
+        """The validation headers for a response (shared dict: do not modify)."""
+        key = (mode, deprecated_input)
+        headers = self._headers.get(key)
+        if headers is None:
+            headers = validation_headers(
+                mode, deprecated_input, self.policy, deprecations_url=self._deprecations_url
+            )
+            self._headers[key] = headers
+        return headers
+
+    def record(
+        self,
+        validation: RequestStageValidation,
+        decision: DistributionDecision | StageDecision,
+        seconds: float,
+    ) -> None:
+        mode = validation.client_mode.mode.value
+        endpoint = validation.context.endpoint
+        self._metrics.observe_validation(
+            endpoint, mode, decision.outcome.value, validation.client_mode.cohort.value, seconds
+        )
+        if decision.offending_names:
+            self._offenders.log_offender(
+                endpoint=endpoint,
+                mode=mode,
+                outcome=decision.outcome.value,
+                offending_names=decision.offending_names,
+                user_agent=validation.context.user_agent,
+                client_id=validation.principal.client_id,
+                request_id=validation.context.request_id,
+            )
+
+
+@dataclass(slots=True)
+class RequestStageValidation:
+    """The validation state of one request: its mode, warnings so far and whether input was deprecated."""
+
+    validator: StageValidator
+    principal: Principal
+    context: RequestContext
+    client_mode: ClientMode
+    aliases_accepted: bool
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    deprecated_input: bool = False
+
+    def distribution(self, raw: object, *, field: str = "stageDistribution") -> dict[Stage, float]:
+        """Canonical weights of a stage distribution, or raise the decision's error."""
+        started = time.perf_counter()
+        decision = validate_stage_distribution(
+            raw, self.client_mode.mode, field=field, aliases_accepted=self.aliases_accepted
+        )
+        self._absorb(decision, time.perf_counter() - started)
+        return dict(decision.weights)
+
+    def stage(self, raw: object, *, field: str = "stage") -> StageDecision:
+        """The decision on one stage name (canonical stage and value to store), or raise its error."""
+        started = time.perf_counter()
+        decision = validate_stage(
+            raw, self.client_mode.mode, field=field, aliases_accepted=self.aliases_accepted
+        )
+        self._absorb(decision, time.perf_counter() - started)
+        return decision
+
+    def response_headers(self) -> dict[str, str]:
+        """Deprecation / Sunset / Link / X-Stage-Validation-Mode for this request (none in off)."""
+        return self.validator.headers(self.client_mode.mode, self.deprecated_input)
+
+    def _absorb(self, decision: DistributionDecision | StageDecision, seconds: float) -> None:
+        self.validator.record(self, decision, seconds)
+        self.deprecated_input = self.deprecated_input or decision.deprecated_input
+        self.warnings.extend(warning.to_json() for warning in decision.warnings)
+        if decision.error is not None:
+            raise decision.error

@@ -1,0 +1,1 @@
+"""API clients: hashed API keys and the principal a request acts as."""

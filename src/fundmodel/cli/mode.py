@@ -1,0 +1,84 @@
+"""``fundmodel mode get|set``: read or change the stage-validation mode in the shared store."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from fundmodel.db.engine import create_db_engine
+from fundmodel.db.mode_store import ModeStore
+from fundmodel.observability.logging import configure_logging
+from fundmodel.observability.mode_events import log_mode_change
+from fundmodel.settings import get_settings
+from fundmodel.validation import ModeState, ValidationMode
+
+
+def _store() -> ModeStore:
+    settings = get_settings()
+    engine = create_db_engine(settings.database_url)
+    return ModeStore(engine, default=ModeState(settings.stage_validation_mode))
+
+
+def get(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show the mode every worker applies (within the cache TTL)."""
+    store = _store()
+    stored = store.read()
+    source = "store" if stored.version else "default (STAGE_VALIDATION_MODE)"
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "mode": stored.state.mode.value,
+                    "canaryPercent": stored.state.canary_percent,
+                    "source": "store" if stored.version else "default",
+                    "version": stored.version,
+                    "updatedAt": stored.updated_at.isoformat() if stored.updated_at else None,
+                    "updatedBy": stored.updated_by,
+                }
+            )
+        )
+        return
+    line = f"mode: {stored.state.describe()} ({source})"
+    if stored.updated_at is not None:
+        line += f"; set by {stored.updated_by} at {stored.updated_at.isoformat()}"
+    typer.echo(line)
+
+
+def set_mode(
+    mode: Annotated[ValidationMode, typer.Argument(help="off, warn or enforce.")],
+    actor: Annotated[str, typer.Option(help="Who makes the change (audited).")],
+    reason: Annotated[str, typer.Option(help="Why (audited).")],
+    canary: Annotated[
+        float,
+        typer.Option("--canary", min=0.0, max=100.0, help="Percent of clients enforced (enforce only)."),
+    ] = 100.0,
+) -> None:
+    """Change the mode; every worker picks it up within the cache TTL (default 2 s)."""
+    configure_logging(get_settings().log_level, stream=sys.stderr)
+    store = _store()
+    change = store.set(mode, canary, actor=actor, reason=reason, source="manual")
+    log_mode_change(
+        change.old.mode.value,
+        change.new.mode.value,
+        change.actor,
+        change.reason,
+        change.source,
+        old_canary_percent=change.old.canary_percent,
+        new_canary_percent=change.new.canary_percent,
+    )
+    typer.echo(
+        f"mode: {change.old.describe()} -> {change.new.describe()} (audit #{change.audit_id})",
+        err=True,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="The stage-validation mode (off, warn, enforce + canary).")
+    group.command("get")(get)
+    group.command("set")(set_mode)
+    app.add_typer(group, name="mode")

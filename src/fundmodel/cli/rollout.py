@@ -1,0 +1,408 @@
+"""``fundmodel rollout``: status, advance, rollback, extend-warn and history of the stage-validation rollout.
+
+Exit codes of ``status``: 0 the next step is allowed, 1 it is blocked (a gate fails or has no data),
+3 warn has lasted longer than ``MAX_WARN_DURATION``, 4 the rollout is complete (nothing to advance);
+2 is a usage or configuration error for every command. ``advance`` exits 1 when refused.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import Engine
+
+from fundmodel.db.engine import create_db_engine
+from fundmodel.db.mode_store import ModeChange, ModeStore
+from fundmodel.errors import ConfigurationError, FundmodelError, InvalidInputError
+from fundmodel.observability.logging import configure_logging
+from fundmodel.observability.mode_events import log_mode_change
+from fundmodel.rollout.config import format_duration, load_gate_config
+from fundmodel.rollout.controller import RolloutController, RolloutStatus, Verdict, gate_json
+from fundmodel.rollout.data_checks import StoredDataChecks
+from fundmodel.rollout.gates import GateResult, GateStatus
+from fundmodel.rollout.measurements import PrometheusMeasurements
+from fundmodel.rollout.phases import Phase, parse_phase, phase_label
+from fundmodel.rollout.prometheus import PrometheusClient
+from fundmodel.validation import ModeState
+
+EXIT_ALLOWED = 0
+EXIT_BLOCKED = 1
+EXIT_USAGE = 2
+EXIT_WARN_OVERDUE = 3
+EXIT_COMPLETE = 4
+STATUS_EXIT_CODES = {
+    Verdict.ALLOWED: EXIT_ALLOWED,
+    Verdict.BLOCKED: EXIT_BLOCKED,
+    Verdict.WARN_OVERDUE: EXIT_WARN_OVERDUE,
+    Verdict.COMPLETE: EXIT_COMPLETE,
+}
+DEFAULT_BACKUP_DIR = Path("var/backups")
+_COLOURS = {GateStatus.PASS: "green", GateStatus.FAIL: "red", GateStatus.NO_DATA: "yellow"}
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+DatabaseUrlOption = Annotated[
+    str | None, typer.Option("--database-url", help="Mode store database (default: DATABASE_URL).")
+]
+PrometheusUrlOption = Annotated[
+    str | None,
+    typer.Option("--prometheus-url", help="Prometheus base URL (default: PROMETHEUS_URL)."),
+]
+GatesFileOption = Annotated[
+    Path | None,
+    typer.Option("--gates-file", help="TOML file overriding gate thresholds (default: ROLLOUT_GATES_FILE)."),
+]
+BackupDirOption = Annotated[
+    Path,
+    typer.Option(
+        "--backup-dir",
+        envvar="FUNDMODEL_BACKUP_DIR",
+        help="Where `fundmodel db backup` writes backups (for the backup-fresh gate).",
+    ),
+]
+ActorOption = Annotated[
+    str | None, typer.Option("--actor", help="Who makes the change (default: the login name).")
+]
+
+
+@dataclass(frozen=True)
+class _Sources:
+    database_url: str | None
+    prometheus_url: str | None
+    gates_file: Path | None
+    backup_dir: Path
+
+
+@contextmanager
+def _controller(sources: _Sources) -> Iterator[RolloutController]:
+    from fundmodel.settings import get_settings
+
+    settings = get_settings()
+    overrides: dict[str, Any] = {}
+    if "max_warn_duration" in settings.model_fields_set:
+        overrides["max_warn_duration"] = settings.max_warn_duration
+    config = load_gate_config(sources.gates_file or settings.rollout_gates_file, **overrides)
+    engine: Engine = create_db_engine(sources.database_url or settings.database_url)
+    url = sources.prometheus_url or settings.prometheus_url
+    client = PrometheusClient(url, timeout=settings.prometheus_timeout_seconds) if url else None
+    try:
+        yield RolloutController(
+            ModeStore(engine, default=ModeState(settings.stage_validation_mode)),
+            engine,
+            measurements=PrometheusMeasurements(client, label_filter=config.label_filter),
+            data_checks=StoredDataChecks(engine, backup_dir=sources.backup_dir),
+            config=config,
+        )
+    finally:
+        if client is not None:
+            client.close()
+        engine.dispose()
+
+
+def _fail(message: str, code: int, *, as_json: bool, extra: dict[str, Any] | None = None) -> NoReturn:
+    if as_json:
+        typer.echo(json.dumps({"ok": False, "error": {"detail": message, **(extra or {})}}, default=str))
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _one_line_errors(as_json: bool) -> Iterator[None]:
+    try:
+        yield
+    except (ConfigurationError, InvalidInputError) as exc:
+        _fail(exc.detail, EXIT_USAGE, as_json=as_json, extra={"code": exc.code})
+    except FundmodelError as exc:
+        _fail(exc.detail, EXIT_BLOCKED, as_json=as_json, extra={"code": exc.code, **exc.extra})
+
+
+def _log_change(change: ModeChange | None) -> None:
+    """The same ``stage_validation_mode_changed`` event as every other mode change, on stderr."""
+    if change is None or not change.changed:
+        return
+    from fundmodel.settings import get_settings
+
+    configure_logging(get_settings().log_level, stream=sys.stderr)
+    log_mode_change(
+        change.old.mode.value,
+        change.new.mode.value,
+        change.actor,
+        change.reason,
+        change.source,
+        old_canary_percent=change.old.canary_percent,
+        new_canary_percent=change.new.canary_percent,
+    )
+
+
+def _actor(explicit: str | None) -> str:
+    if explicit and explicit.strip():
+        return explicit
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        raise InvalidInputError("cannot tell who you are: pass --actor NAME", field="actor") from None
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def _value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "ratio":
+        return f"{value:.3%}"
+    if unit == "seconds":
+        return f"{value * 1e6:.0f} µs" if value < 0.001 else f"{value * 1e3:.3f} ms"
+    if unit == "duration":
+        return format_duration(timedelta(seconds=value))
+    if unit == "count":
+        return f"{value:,.0f}"
+    return f"{value:g}"
+
+
+def _gates_table(gates: tuple[GateResult, ...] | list[GateResult], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("gate", "measured", "threshold", "status", "detail"):
+        table.add_column(column, overflow="fold", no_wrap=column != "detail")
+    for gate in gates:
+        colour = _COLOURS[gate.status]
+        table.add_row(
+            gate.name,
+            _value(gate.measured, gate.unit),
+            f"{gate.comparison} {_value(gate.threshold, gate.unit)}",
+            f"[{colour}]{gate.status.value}[/]",
+            Text(gate.detail or gate.description),
+        )
+    return table
+
+
+def _when(moment: datetime | None) -> str:
+    return "unknown" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _render_status(status: RolloutStatus, console: Console) -> None:
+    since = status.time_in_phase
+    held = (
+        f"since {_when(status.entered_at)} ({format_duration(since)})"
+        if since is not None
+        else "since: unknown (no audited change into this phase)"
+    )
+    console.print(f"[bold]phase[/]: {status.phase_label}  {held}")
+    if status.stored.version == 0:
+        console.print("  the mode was never set: the default STAGE_VALIDATION_MODE applies")
+    if status.next_phase is None:
+        console.print("[green]rollout complete[/]: enforce applies to every client")
+    else:
+        console.print(_gates_table(status.gates, f"gates for the next step: {status.next_phase.label}"))
+    cap = status.warn_cap
+    if cap is not None:
+        if cap.exceeded:
+            console.print(
+                f"[bold red]warn has lasted longer than MAX_WARN_DURATION ({format_duration(cap.limit)})[/]"
+                f": warn since {_when(cap.active_since)}, deadline {_when(cap.deadline)}. Choose:"
+            )
+            for number, choice in enumerate(cap.choices, start=1):
+                console.print(f"  {number}.", Text(choice))
+        elif cap.deadline is not None:
+            console.print(f"warn deadline (MAX_WARN_DURATION): {_when(cap.deadline)}")
+    verdict = status.verdict
+    if status.allowed and status.next_phase is not None:
+        console.print(
+            f"[bold green]ALLOWED[/]: `fundmodel rollout advance` moves to {status.next_phase.label}"
+        )
+    elif verdict is not Verdict.COMPLETE:
+        blocking = [g.name for g in status.gates if g.status is not GateStatus.PASS]
+        console.print(f"[bold red]BLOCKED[/] by {', '.join(blocking)}")
+
+
+def _render_history(changes: list[ModeChange], console: Console) -> None:
+    table = Table(title="stage-validation mode changes, newest first", title_justify="left")
+    for column in ("id", "time", "change", "source", "actor", "reason"):
+        table.add_column(column, overflow="fold")
+    for change in changes:
+        table.add_row(
+            str(change.audit_id),
+            _when(change.changed_at),
+            f"{phase_label(change.old)} -> {phase_label(change.new)}",
+            change.source,
+            Text(change.actor),
+            Text(change.reason),
+        )
+    console.print(table)
+
+
+def change_json(change: ModeChange) -> dict[str, Any]:
+    return {
+        "id": change.audit_id,
+        "changed_at": change.changed_at.isoformat(),
+        "old": {"mode": change.old.mode.value, "canary_percent": change.old.canary_percent},
+        "new": {"mode": change.new.mode.value, "canary_percent": change.new.canary_percent},
+        "old_label": phase_label(change.old),
+        "new_label": phase_label(change.new),
+        "source": change.source,
+        "actor": change.actor,
+        "reason": change.reason,
+        "extra": change.extra,
+    }
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+rollout_app = typer.Typer(
+    name="rollout",
+    help="Move stage validation along off -> warn -> enforce 10% -> 50% -> 100%, gated by measurements.",
+    no_args_is_help=True,
+)
+
+
+@rollout_app.command("status")
+def status_command(
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+    prometheus_url: PrometheusUrlOption = None,
+    gates_file: GatesFileOption = None,
+    backup_dir: BackupDirOption = DEFAULT_BACKUP_DIR,
+) -> None:
+    """Current phase, time in it, and every gate of the next step. Exit 0 only when the step is allowed."""
+    sources = _Sources(database_url, prometheus_url, gates_file, backup_dir)
+    with _one_line_errors(as_json), _controller(sources) as controller:
+        status = controller.status()
+    if as_json:
+        typer.echo(json.dumps({"ok": True, **status.to_json()}, indent=2, default=str))
+    else:
+        _render_status(status, Console())
+    raise typer.Exit(STATUS_EXIT_CODES[status.verdict])
+
+
+@rollout_app.command("advance")
+def advance_command(
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", metavar="PHASE", help="Target phase: warn, enforce-10, enforce-50, enforce-100."
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Override failing gates (needs --reason; audited).")
+    ] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (required with --force).")] = None,
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+    prometheus_url: PrometheusUrlOption = None,
+    gates_file: GatesFileOption = None,
+    backup_dir: BackupDirOption = DEFAULT_BACKUP_DIR,
+) -> None:
+    """Move one step along the ladder when every gate passes."""
+    with _one_line_errors(as_json):
+        target: Phase | None = parse_phase(to) if to is not None else None
+        who = _actor(actor)
+        with _controller(_Sources(database_url, prometheus_url, gates_file, backup_dir)) as controller:
+            try:
+                result = controller.advance(actor=who, reason=reason, to=target, force=force)
+            except FundmodelError as exc:
+                gates = exc.extra.get("gates")
+                if gates and not as_json:
+                    shown = [GateResult(**{**g, "status": GateStatus(g["status"])}) for g in gates]
+                    Console(stderr=True).print(_gates_table(shown, "gates"))
+                raise
+    _log_change(result.change)
+    if as_json:
+        document = {"ok": True, "message": result.message, "gates": [gate_json(g) for g in result.gates]}
+        if result.change is not None:
+            document["change"] = change_json(result.change)
+        typer.echo(json.dumps(document, indent=2, default=str))
+    else:
+        Console().print(result.message)
+
+
+@rollout_app.command("rollback")
+def rollback_command(
+    reason: Annotated[str, typer.Option("--reason", help="Why (audited).")],
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Go back to warn at once from any enforce percentage."""
+    with _one_line_errors(as_json):
+        who = _actor(actor)
+        sources = _Sources(database_url, None, None, DEFAULT_BACKUP_DIR)
+        with _controller(sources) as controller:
+            result = controller.rollback(actor=who, reason=reason)
+    _log_change(result.change)
+    if as_json:
+        document: dict[str, Any] = {"ok": True, "message": result.message}
+        if result.change is not None:
+            document["change"] = change_json(result.change)
+        typer.echo(json.dumps(document, indent=2, default=str))
+    else:
+        Console().print(result.message)
+
+
+@rollout_app.command("extend-warn")
+def extend_warn_command(
+    until: Annotated[str, typer.Option("--until", help="New warn deadline (YYYY-MM-DD or ISO 8601, UTC).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why warn is kept longer (audited).")],
+    client: Annotated[
+        list[str] | None, typer.Option("--client", help="A client that needs it (repeatable).")
+    ] = None,
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Record a decision to keep warn past MAX_WARN_DURATION, for named clients, until a date."""
+    with _one_line_errors(as_json):
+        deadline = _parse_until(until)
+        who = _actor(actor)
+        with _controller(_Sources(database_url, None, None, DEFAULT_BACKUP_DIR)) as controller:
+            result = controller.extend_warn(actor=who, reason=reason, until=deadline, clients=client or [])
+    if as_json:
+        document: dict[str, Any] = {"ok": True, "message": result.message}
+        if result.change is not None:
+            document["change"] = change_json(result.change)
+        typer.echo(json.dumps(document, indent=2, default=str))
+    else:
+        Console().print(result.message)
+
+
+@rollout_app.command("history")
+def history_command(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many changes.")] = 50,
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Audited mode changes (rollout steps, manual changes, automatic downgrades), newest first."""
+    sources = _Sources(database_url, None, None, DEFAULT_BACKUP_DIR)
+    with _one_line_errors(as_json), _controller(sources) as controller:
+        changes = controller.history(limit)
+    if as_json:
+        typer.echo(
+            json.dumps({"ok": True, "changes": [change_json(c) for c in changes]}, indent=2, default=str)
+        )
+    else:
+        _render_history(changes, Console())
+
+
+def _parse_until(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInputError(
+            f"--until {text!r} is not a date (YYYY-MM-DD or ISO 8601)", field="until"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(rollout_app, name="rollout")

@@ -1,0 +1,237 @@
+"""``fundmodel simulate FILE.json``: run the Monte Carlo engine on a fund config from a file.
+
+Output: Rich tables (default), the engine's JSON (``--json``), and optionally a PNG (``--plot``) with the
+net TVPI histogram, its percentile markers and the median J-curve. Bad files and configs end with one
+line on stderr and exit code 2; other failures exit 1. Never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from fundmodel.engines.montecarlo import (
+    MAX_ITERATIONS,
+    MIN_ITERATIONS,
+    SimulationConfig,
+    SimulationResult,
+    load_config,
+    simulate,
+)
+from fundmodel.errors import FundmodelError, InvalidInputError
+
+DEFAULT_ITERATIONS = 10_000
+PROGRESS_THRESHOLD = 200_000
+"""Runs at least this large show a progress bar on stderr."""
+USAGE_EXIT_CODE = 2
+FAILURE_EXIT_CODE = 1
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(simulate_command)
+
+
+def simulate_command(
+    file: Annotated[Path, typer.Argument(help="Fund config as JSON (see examples/fund.json).")],
+    iterations: Annotated[
+        int,
+        typer.Option(
+            "--iterations",
+            "-n",
+            help=f"Simulated funds ({MIN_ITERATIONS:,} to {MAX_ITERATIONS:,}).",
+        ),
+    ] = DEFAULT_ITERATIONS,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", "-s", help="Random seed; omitted = a fresh one, shown in the output."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Write a PNG with the TVPI histogram and the median J-curve."),
+    ] = None,
+) -> None:
+    """Simulate a venture fund: distribution of net TVPI, DPI, IRR and the odds of 1x, 3x, 10x."""
+    error_console = Console(stderr=True)
+    try:
+        config = load_config(_read_json(file))
+        chosen_seed = secrets.randbits(63) if seed is None else seed
+        result = _run(config, iterations, chosen_seed, error_console)
+        if as_json:
+            typer.echo(json.dumps(result.to_json(), allow_nan=False))
+        else:
+            render(Console(), config, result)
+        if plot is not None:
+            write_plot(result, plot)
+    except FundmodelError as error:
+        code = USAGE_EXIT_CODE if isinstance(error, InvalidInputError) else FAILURE_EXIT_CODE
+        typer.echo(f"error: {error.detail}", err=True)
+        raise typer.Exit(code) from None
+
+
+def _read_json(file: Path) -> object:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInputError(f"{file}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidInputError(f"{file}: is a directory, not a JSON file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInputError(f"{file}: cannot be read ({error})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidInputError(
+            f"{file}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+        ) from None
+
+
+def _run(config: SimulationConfig, iterations: int, seed: int, console: Console) -> SimulationResult:
+    if iterations < PROGRESS_THRESHOLD:
+        return simulate(config, iterations=iterations, seed=seed)
+    columns = (
+        TextColumn("simulating funds"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("simulate", total=iterations)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return simulate(config, iterations=iterations, seed=seed, progress=advance)
+
+
+def _multiple(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def _money(value: float) -> str:
+    return f"${value / 1e6:,.1f}M"
+
+
+def render(console: Console, config: SimulationConfig, result: SimulationResult) -> None:
+    """Print the result as Rich tables."""
+    document = result.to_json()
+    capital = document["capital"]
+    engine = document["engine"]
+    console.print(
+        f"[bold]{_money(config.fund_size)} fund[/bold], {capital['initialCompanies']} initial "
+        f"investments, {engine['iterations']:,} simulated funds, seed {engine['seed']} "
+        f"(engine {engine['version']})"
+    )
+
+    levels = ["mean", "p5", "p10", "p25", "p50", "p75", "p90", "p95"]
+    table = Table(title="Outcome distribution across simulated funds")
+    table.add_column("metric")
+    for level in levels:
+        table.add_column(level, justify="right")
+    rows: list[tuple[str, str, Any]] = [
+        ("Net TVPI", "netTvpi", _multiple),
+        ("DPI", "dpi", _multiple),
+        ("RVPI", "rvpi", _multiple),
+        ("Net IRR", "netIrr", _percent),
+        ("Gross MOIC", "grossMoic", _multiple),
+        ("Loss ratio", "lossRatio", _percent),
+    ]
+    for label, key, formatter in rows:
+        table.add_row(label, *(formatter(document[key][level]) for level in levels))
+    console.print(table)
+
+    odds = Table(title="Odds and tail risk")
+    odds.add_column("measure")
+    odds.add_column("value", justify="right")
+    for threshold, probability in document["probTvpiAtLeast"].items():
+        odds.add_row(f"P(net TVPI >= {threshold}x)", _percent(probability))
+    for key, label, formatter in (("netTvpi", "net TVPI", _multiple), ("netIrr", "net IRR", _percent)):
+        risk = document["risk"][key]
+        for level in ("5", "10"):
+            odds.add_row(f"VaR {level}% of {label}", formatter(risk["valueAtRisk"][level]))
+            odds.add_row(f"CVaR {level}% of {label}", formatter(risk["expectedShortfall"][level]))
+    console.print(odds)
+
+    money = Table(title="Capital (means across simulated funds)")
+    money.add_column("item")
+    money.add_column("amount", justify="right")
+    money.add_row("Management fees", _money(capital["managementFees"]))
+    money.add_row("Fund expenses", _money(capital["fundExpenses"]))
+    money.add_row("Initial checks", _money(capital["deployed"]["initial"]))
+    money.add_row("Follow-ons", _money(capital["deployed"]["followOn"]))
+    money.add_row(
+        "Reserve used",
+        f"{_money(capital['reserveUsed'])} of {_money(capital['reserve'])} "
+        f"({_percent(capital['reserveUsage'])})",
+    )
+    money.add_row("Recycled", _money(capital["recycled"]))
+    money.add_row("Paid-in capital", _money(capital["paidIn"]))
+    money.add_row("Carry paid", _money(capital["carryPaid"]))
+    allocation = ", ".join(
+        f"{stage} {weight:.0%} ({capital['companiesByStage'][stage]} cos)"
+        for stage, weight in document["stageDistribution"].items()
+    )
+    money.add_row("Stage distribution", allocation)
+    console.print(money)
+
+
+def write_plot(result: SimulationResult, path: Path) -> None:
+    """Write the TVPI histogram (with percentile markers) and the median J-curve as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    tvpi = result.samples["netTvpi"]
+    percentiles = result.net_tvpi.percentiles
+    upper = max(float(percentiles[95]) * 1.6, 1.5)
+    figure, (histogram, curve) = pyplot.subplots(1, 2, figsize=(13, 5), dpi=110)
+    try:
+        histogram.hist(tvpi.clip(max=upper), bins=80, color="#4C72B0", alpha=0.85)
+        for level, style in ((5, ":"), (25, "--"), (50, "-"), (75, "--"), (95, ":")):
+            value = percentiles[level]
+            histogram.axvline(value, color="#C44E52", linestyle=style, linewidth=1.4)
+            histogram.annotate(
+                f"p{level} {value:.2f}x",
+                xy=(value, 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -14 - 12 * (level in (25, 75))),
+                textcoords="offset points",
+                fontsize=8,
+                color="#C44E52",
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none"},
+            )
+        histogram.set_title(
+            f"Net TVPI across {result.engine.iterations:,} simulated funds"
+            f" (values above {upper:.1f}x in the last bin)",
+            fontsize=10,
+        )
+        histogram.set_xlabel("net TVPI (x)")
+        histogram.set_ylabel("simulated funds")
+
+        years = [quarter / 4 for quarter in result.j_curve.quarters]
+        millions = [value / 1e6 for value in result.j_curve.median_cumulative_net_cash_flow]
+        curve.plot(years, millions, color="#55A868", linewidth=2)
+        curve.axhline(0.0, color="grey", linewidth=0.8)
+        below = [value < 0 for value in millions]
+        curve.fill_between(years, millions, 0.0, where=below, alpha=0.15, color="#C44E52")
+        curve.set_title("Median J-curve: cumulative LP net cash flow", fontsize=10)
+        curve.set_xlabel("years since first close")
+        curve.set_ylabel("US$ millions")
+        figure.tight_layout()
+        figure.savefig(path, format="png")
+    except OSError as error:
+        raise FundmodelError(f"cannot write plot to {path}: {error.strerror or error}") from None
+    finally:
+        pyplot.close(figure)

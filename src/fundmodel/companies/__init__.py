@@ -1,0 +1,1 @@
+"""Portfolio companies of a fund and their reserve allocations."""

@@ -1,0 +1,180 @@
+"""Company queries and the all-or-nothing allocation update."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from fundmodel.companies.models import (
+    AllocationChange,
+    AllocationResult,
+    Company,
+    CompanyCreate,
+    CompanyPage,
+)
+from fundmodel.db.tables import portfolio_companies
+from fundmodel.db.values import as_utc
+from fundmodel.errors import ConflictError, InvalidInputError, NotFoundError
+from fundmodel.funds.service import require_fund
+from fundmodel.pagination import encode_cursor
+from fundmodel.stages import Stage, normalize_stage
+
+_SHOWN_IDS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class StageFilter:
+    """A stage to filter by: a canonical stage (matches every stored spelling of it) or a raw value."""
+
+    canonical: Stage | None
+    raw: str
+
+    def matches(self, stored: str) -> bool:
+        if self.canonical is not None:
+            return normalize_stage(stored).canonical is self.canonical
+        return stored.strip() == self.raw
+
+
+def list_companies(
+    engine: Engine,
+    fund_id: int,
+    *,
+    stage: StageFilter | None,
+    limit: int,
+    after_id: int | None,
+) -> CompanyPage:
+    table = portfolio_companies
+    query = select(table).where(table.c.fund_id == fund_id).order_by(table.c.id).limit(limit + 1)
+    if after_id is not None:
+        query = query.where(table.c.id > after_id)
+    with engine.connect() as connection:
+        require_fund(connection, fund_id)
+        if stage is not None:
+            spellings = _stored_spellings(connection, fund_id, stage)
+            if not spellings:
+                return CompanyPage(items=[], next_cursor=None)
+            query = query.where(table.c.stage.in_(spellings))
+        rows = connection.execute(query).all()
+    items = [to_company(row._mapping) for row in rows[:limit]]
+    next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
+    return CompanyPage(items=items, next_cursor=next_cursor)
+
+
+def create_company(engine: Engine, fund_id: int, body: CompanyCreate, stored_stage: str) -> Company:
+    """Insert a company; ``stored_stage`` is what the validation layer decided to store."""
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        require_fund(connection, fund_id)
+        row = connection.execute(
+            insert(portfolio_companies)
+            .values(
+                fund_id=fund_id,
+                name=body.name,
+                stage=stored_stage,
+                invested=body.invested,
+                reserve_allocation=body.reserve_allocation,
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(*portfolio_companies.c)
+        ).one()
+    return to_company(row._mapping)
+
+
+def update_allocations(engine: Engine, fund_id: int, changes: list[AllocationChange]) -> AllocationResult:
+    """Apply every change or none: unknown companies are a 404, any stale version a 409."""
+    ids = [change.company_id for change in changes]
+    duplicates = sorted(i for i, count in Counter(ids).items() if count > 1)
+    if duplicates:
+        raise InvalidInputError(
+            f"each company may appear once per batch; repeated: {_show(duplicates)}",
+            code="DUPLICATE_COMPANY",
+            field="allocations",
+        )
+    table = portfolio_companies
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        require_fund(connection, fund_id)
+        current = {
+            int(row.id): int(row.version)
+            for row in connection.execute(
+                select(table.c.id, table.c.version)
+                .where(table.c.fund_id == fund_id, table.c.id.in_(ids))
+                .with_for_update()
+            )
+        }
+        missing = sorted(set(ids) - current.keys())
+        if missing:
+            raise NotFoundError(f"companies not in fund {fund_id}: {_show(missing)}")
+        stale = [change for change in changes if current[change.company_id] != change.version]
+        if stale:
+            raise _conflict(stale, current)
+        for change in changes:
+            result = connection.execute(
+                update(table)
+                .where(table.c.id == change.company_id, table.c.version == change.version)
+                .values(
+                    reserve_allocation=change.reserve_allocation,
+                    version=change.version + 1,
+                    updated_at=now,
+                )
+            )
+            if result.rowcount != 1:
+                # A writer slipped in between the locked read and this write (SQLite has no row
+                # locks); leaving the block by raising rolls back the whole batch.
+                raise _conflict([change], current)
+        rows = connection.execute(select(table).where(table.c.id.in_(ids)).order_by(table.c.id))
+        return AllocationResult(items=[to_company(row._mapping) for row in rows])
+
+
+def to_company(row: Any) -> Company:
+    return Company(
+        id=row["id"],
+        fund_id=row["fund_id"],
+        name=row["name"],
+        stage=row["stage"],
+        canonical_stage=normalize_stage(row["stage"]).canonical,
+        invested=float(row["invested"]),
+        reserve_allocation=float(row["reserve_allocation"]),
+        version=row["version"],
+        created_at=as_utc(row["created_at"]),
+        updated_at=as_utc(row["updated_at"]),
+    )
+
+
+def _stored_spellings(connection: Connection, fund_id: int, stage: StageFilter) -> list[str]:
+    # Stage columns still hold legacy spellings; normalize the (few) distinct values in Python
+    # instead of in SQL, then filter with an indexable IN list.
+    table = portfolio_companies
+    distinct = connection.execute(
+        select(table.c.stage).where(table.c.fund_id == fund_id).distinct()
+    ).scalars()
+    return sorted(value for value in distinct if stage.matches(value))
+
+
+def _conflict(stale: list[AllocationChange], current: dict[int, int]) -> ConflictError:
+    return ConflictError(
+        f"{len(stale)} compan{'y was' if len(stale) == 1 else 'ies were'} changed since read "
+        f"({_show([c.company_id for c in stale])}); nothing was updated — re-read and retry",
+        code="VERSION_CONFLICT",
+        extra={
+            "conflicts": [
+                {
+                    "companyId": c.company_id,
+                    "expectedVersion": c.version,
+                    "currentVersion": current.get(c.company_id),
+                }
+                for c in stale[:100]
+            ]
+        },
+    )
+
+
+def _show(ids: list[int]) -> str:
+    shown = ", ".join(str(i) for i in ids[:_SHOWN_IDS])
+    return shown + (f" and {len(ids) - _SHOWN_IDS} more" if len(ids) > _SHOWN_IDS else "")

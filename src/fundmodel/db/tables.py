@@ -1,0 +1,136 @@
+"""The schema as SQLAlchemy Core tables, on one shared ``metadata``.
+
+Stage columns are free text on purpose: legacy rows (``"Series A"``, ``"series-c+"``, ``" seed "``) must be
+representable until the normalization job (issue 6) rewrites them and adds constraints. Other modules that
+add tables import :data:`metadata` from here and list themselves in :mod:`fundmodel.db.schema`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    func,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _money(name: str) -> Column[float]:
+    # Amounts in the fund's currency; floats at the edges (JSON numbers), exact in storage.
+    return Column(name, Numeric(20, 2, asdecimal=False), nullable=False)
+
+
+def _created_at() -> Column[object]:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+funds = Table(
+    "funds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("vintage_year", Integer, nullable=False),
+    _money("committed_capital"),
+    Column("management_fee_rate", Float, nullable=False),
+    Column("carried_interest_rate", Float, nullable=False),
+    _created_at(),
+)
+
+portfolio_companies = Table(
+    "portfolio_companies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("fund_id", Integer, ForeignKey("funds.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("stage", Text, nullable=False),
+    _money("invested"),
+    _money("reserve_allocation"),
+    Column("version", Integer, nullable=False, server_default="1"),
+    _created_at(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_portfolio_companies_fund_id_id", "fund_id", "id"),
+    Index("ix_portfolio_companies_fund_id_stage_id", "fund_id", "stage", "id"),
+)
+
+deal_opportunities = Table(
+    "deal_opportunities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("fund_id", Integer, ForeignKey("funds.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("stage", Text, nullable=False),
+    _created_at(),
+    Index("ix_deal_opportunities_fund_id_id", "fund_id", "id"),
+)
+
+portfolio_strategies = Table(
+    "portfolio_strategies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("stage_allocation", JSON, nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+    _created_at(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("key_prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    _created_at(),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+stage_validation_state = Table(
+    "stage_validation_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("mode", String(16), nullable=False),
+    Column("canary_percent", Float, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(100), nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+    CheckConstraint("mode IN ('off', 'warn', 'enforce')", name="mode"),
+    CheckConstraint("canary_percent >= 0 AND canary_percent <= 100", name="canary_percent"),
+)
+
+stage_validation_audit = Table(
+    "stage_validation_audit",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("old_mode", String(16), nullable=False),
+    Column("old_canary_percent", Float, nullable=False),
+    Column("new_mode", String(16), nullable=False),
+    Column("new_canary_percent", Float, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("extra", JSON, nullable=False),
+    Index("ix_stage_validation_audit_changed_at", "changed_at"),
+)

@@ -1,0 +1,140 @@
+"""Summary statistics over simulated funds: percentiles, threshold probabilities, VaR and expected shortfall.
+
+Definitions (docs/model.md, "Outputs"):
+
+* Percentiles use linear interpolation between order statistics (NumPy's default ``linear`` method).
+* Value at risk at level a is the a-quantile of the outcome (e.g. the 5th-percentile net TVPI): the outcome
+  is no worse than this in 1 - a of the simulated funds.
+* Expected shortfall (CVaR) at level a is the mean of the worst ceil(a * n) simulated outcomes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from fundmodel.engines.montecarlo.jit import jit
+
+PERCENTILES: tuple[int, ...] = (5, 10, 25, 50, 75, 90, 95)
+TVPI_THRESHOLDS: tuple[int, ...] = (1, 2, 3, 5, 10)
+RISK_LEVELS: tuple[int, ...] = (5, 10)
+"""Tail levels in percent for value at risk and expected shortfall."""
+
+
+@dataclass(frozen=True, slots=True)
+class DistributionSummary:
+    mean: float
+    percentiles: dict[int, float]
+
+    def to_json(self) -> dict[str, float]:
+        summary = {"mean": self.mean}
+        summary.update({f"p{level}": value for level, value in self.percentiles.items()})
+        return summary
+
+
+@dataclass(frozen=True, slots=True)
+class TailRisk:
+    value_at_risk: dict[int, float]
+    expected_shortfall: dict[int, float]
+
+    def to_json(self) -> dict[str, dict[str, float]]:
+        return {
+            "valueAtRisk": {str(level): value for level, value in self.value_at_risk.items()},
+            "expectedShortfall": {str(level): value for level, value in self.expected_shortfall.items()},
+        }
+
+
+def summarize(values: npt.NDArray[np.float64]) -> DistributionSummary:
+    """Mean and the standard percentiles of ``values``."""
+    levels = np.percentile(values, PERCENTILES)
+    return DistributionSummary(
+        mean=float(np.mean(values)),
+        percentiles={level: float(value) for level, value in zip(PERCENTILES, levels, strict=True)},
+    )
+
+
+def probabilities_at_least(
+    values: npt.NDArray[np.float64], thresholds: tuple[int, ...] = TVPI_THRESHOLDS
+) -> dict[int, float]:
+    """Share of simulated funds with ``values >= threshold``, per threshold."""
+    count = values.shape[0]
+    return {threshold: float(np.count_nonzero(values >= threshold)) / count for threshold in thresholds}
+
+
+def tail_risk(values: npt.NDArray[np.float64], levels: tuple[int, ...] = RISK_LEVELS) -> TailRisk:
+    """Value at risk and expected shortfall of ``values`` (higher is better) at each level in percent."""
+    count = values.shape[0]
+    value_at_risk: dict[int, float] = {}
+    expected_shortfall: dict[int, float] = {}
+    for level in levels:
+        value_at_risk[level] = float(np.percentile(values, level))
+        worst = max(1, math.ceil(level / 100.0 * count))
+        tail = np.partition(values, worst - 1)[:worst]
+        expected_shortfall[level] = float(np.mean(tail))
+    return TailRisk(value_at_risk=value_at_risk, expected_shortfall=expected_shortfall)
+
+
+def median_by_column(values: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """Median of each column (each quarter of the J-curve across funds)."""
+    medians = np.empty(values.shape[1], dtype=np.float64)
+    column_medians(values, medians, 0, values.shape[1])
+    return medians
+
+
+@jit
+def _select(buffer: npt.NDArray[np.float32], count: int, kth: int) -> None:
+    # Hoare quickselect with a median-of-three pivot: afterwards buffer[kth] is the kth smallest value,
+    # everything before it is <= and everything after it is >=.
+    low = 0
+    high = count - 1
+    while high > low:
+        middle = (low + high) // 2
+        if buffer[middle] < buffer[low]:
+            buffer[middle], buffer[low] = buffer[low], buffer[middle]
+        if buffer[high] < buffer[low]:
+            buffer[high], buffer[low] = buffer[low], buffer[high]
+        if buffer[high] < buffer[middle]:
+            buffer[high], buffer[middle] = buffer[middle], buffer[high]
+        pivot = buffer[middle]
+        left = low
+        right = high
+        while left <= right:
+            while buffer[left] < pivot:
+                left += 1
+            while buffer[right] > pivot:
+                right -= 1
+            if left <= right:
+                buffer[left], buffer[right] = buffer[right], buffer[left]
+                left += 1
+                right -= 1
+        if kth <= right:
+            high = right
+        elif kth >= left:
+            low = left
+        else:
+            return
+
+
+@jit
+def column_medians(
+    values: npt.NDArray[np.float32], medians: npt.NDArray[np.float64], first: int, stop: int
+) -> None:
+    """Write the medians of columns ``first .. stop - 1`` into ``medians`` (compiled; releases the GIL)."""
+    count = values.shape[0]
+    buffer = np.empty(count, dtype=np.float32)
+    upper_index = count // 2
+    for column in range(first, stop):
+        for row in range(count):
+            buffer[row] = values[row, column]
+        _select(buffer, count, upper_index)
+        upper = float(buffer[upper_index])
+        if count % 2:
+            medians[column] = upper
+        else:
+            lower = float(buffer[0])
+            for row in range(1, upper_index):
+                lower = max(lower, float(buffer[row]))
+            medians[column] = (lower + upper) / 2.0

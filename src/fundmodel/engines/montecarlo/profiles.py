@@ -1,0 +1,168 @@
+"""Per-stage company behaviour: the stage profile, its public-data defaults and per-request overrides.
+
+Every default below is documented, with its public source, in docs/model.md ("Stage profiles").
+Money is in US dollars; times are years; rates are per round (the chance a company at this stage raises
+its next round, or exits, before it fails).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Self
+
+from pydantic import Field, model_validator
+
+from fundmodel.engines.montecarlo.schema import CamelModel
+from fundmodel.stages import STAGE_ORDER, Stage
+
+Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+Years = Annotated[float, Field(gt=0.0, le=20.0)]
+Jitter = Annotated[float, Field(ge=0.0, lt=1.0)]
+Dollars = Annotated[float, Field(gt=0.0, le=1e13)]
+Multiple = Annotated[float, Field(gt=0.0, le=1e4)]
+Sigma = Annotated[float, Field(ge=0.0, le=5.0)]
+
+LAST_STAGE = STAGE_ORDER[-1]
+
+
+class StageProfile(CamelModel):
+    """How a company behaves while at one stage, and what the fund pays to enter at it."""
+
+    graduation_rate: Rate
+    """Probability of raising the next stage's round (must be 0 for the last stage)."""
+    exit_rate: Rate
+    """Probability of an exit (M&A or IPO) from this stage; failure is 1 - graduation - exit."""
+    years_to_graduate: Years
+    """Mean time from this stage's round to the next round (also dates a failure)."""
+    years_to_exit: Years
+    """Mean time from this stage's round to an exit."""
+    timing_jitter: Jitter = 0.5
+    """Times are uniform on mean * (1 +- jitter), rounded to whole quarters; 0 makes them fixed."""
+    round_size: Dollars
+    """Size of this stage's priced round (new money from all investors)."""
+    pre_money_valuation: Dollars
+    """Pre-money valuation of this stage's round; post-money = pre-money + round size."""
+    check_size: Dollars
+    """The fund's initial check when it enters a company at this stage (at most the round size)."""
+    exit_multiple_median: Multiple
+    """Median exit value as a multiple of this stage's post-money valuation (lognormal)."""
+    exit_multiple_sigma: Sigma
+    """Log-space standard deviation of the exit multiple: the heaviness of the tail."""
+    exit_multiple_cap: Multiple | None = None
+    """Optional cap on the exit multiple (a truncated tail); ``None`` leaves the lognormal uncapped."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        total = self.graduation_rate + self.exit_rate
+        if total > 1.0 + 1e-12:
+            raise ValueError(
+                f"exitRate: graduationRate + exitRate = {total:.6g} exceeds 1 "
+                "(the failure rate would be negative)"
+            )
+        if self.check_size > self.round_size:
+            raise ValueError(
+                f"checkSize: {self.check_size:.6g} exceeds roundSize {self.round_size:.6g} "
+                "(the fund cannot buy more than the whole round)"
+            )
+        if self.exit_multiple_cap is not None and self.exit_multiple_cap < self.exit_multiple_median:
+            raise ValueError("exitMultipleCap: must be at least exitMultipleMedian")
+        return self
+
+    @property
+    def post_money_valuation(self) -> float:
+        return self.pre_money_valuation + self.round_size
+
+    @property
+    def failure_rate(self) -> float:
+        return max(0.0, 1.0 - self.graduation_rate - self.exit_rate)
+
+
+class StageProfileOverride(CamelModel):
+    """A partial stage profile: the fields given replace the defaults, the rest are kept."""
+
+    graduation_rate: Rate | None = None
+    exit_rate: Rate | None = None
+    years_to_graduate: Years | None = None
+    years_to_exit: Years | None = None
+    timing_jitter: Jitter | None = None
+    round_size: Dollars | None = None
+    pre_money_valuation: Dollars | None = None
+    check_size: Dollars | None = None
+    exit_multiple_median: Multiple | None = None
+    exit_multiple_sigma: Sigma | None = None
+    exit_multiple_cap: Multiple | None = None
+
+
+def _profile(
+    graduation: float,
+    exit_rate: float,
+    years_to_graduate: float,
+    years_to_exit: float,
+    round_size_m: float,
+    pre_money_m: float,
+    check_m: float,
+    median: float,
+    sigma: float,
+) -> StageProfile:
+    return StageProfile(
+        graduation_rate=graduation,
+        exit_rate=exit_rate,
+        years_to_graduate=years_to_graduate,
+        years_to_exit=years_to_exit,
+        round_size=round_size_m * 1e6,
+        pre_money_valuation=pre_money_m * 1e6,
+        check_size=check_m * 1e6,
+        exit_multiple_median=median,
+        exit_multiple_sigma=sigma,
+        exit_multiple_cap=100.0,
+    )
+
+
+def default_stage_profiles() -> dict[Stage, StageProfile]:
+    """The documented defaults (docs/model.md, "Stage profiles"), built fresh on each call."""
+    return {
+        Stage.PRE_SEED: _profile(0.50, 0.04, 1.5, 3.0, 1.0, 9.0, 0.5, 2.0, 1.7),
+        Stage.SEED: _profile(0.50, 0.08, 2.0, 3.5, 3.5, 14.0, 1.25, 2.0, 1.7),
+        Stage.SERIES_A: _profile(0.45, 0.12, 2.5, 3.5, 12.0, 45.0, 3.0, 2.0, 1.7),
+        Stage.SERIES_B: _profile(0.45, 0.15, 2.5, 3.0, 25.0, 110.0, 5.0, 2.0, 1.4),
+        Stage.SERIES_C: _profile(0.40, 0.20, 2.5, 3.0, 40.0, 220.0, 8.0, 1.8, 1.2),
+        Stage.SERIES_D: _profile(0.35, 0.25, 2.5, 2.5, 60.0, 400.0, 10.0, 1.6, 1.0),
+        Stage.GROWTH: _profile(0.30, 0.35, 2.5, 2.5, 100.0, 800.0, 15.0, 1.5, 0.9),
+        Stage.LATE_STAGE: _profile(0.0, 0.75, 2.0, 2.0, 150.0, 1500.0, 20.0, 1.4, 0.8),
+    }
+
+
+def resolve_stage_profiles(
+    overrides: dict[Stage, StageProfileOverride],
+) -> dict[Stage, StageProfile]:
+    """Defaults with ``overrides`` applied; ``ValueError`` names the stage of an inconsistent one."""
+    profiles = default_stage_profiles()
+    for stage, override in overrides.items():
+        changes = override.model_dump(exclude_none=True)
+        if not changes and "exit_multiple_cap" not in override.model_fields_set:
+            continue
+        merged = profiles[stage].model_dump()
+        merged.update(changes)
+        if "exit_multiple_cap" in override.model_fields_set:
+            merged["exit_multiple_cap"] = override.exit_multiple_cap
+        try:
+            profiles[stage] = StageProfile.model_validate(merged)
+        except ValueError as error:
+            raise ValueError(f"stageProfiles.{stage.value}.{_first_message(error)}") from None
+    last = profiles[LAST_STAGE]
+    if last.graduation_rate != 0.0:
+        raise ValueError(
+            f"stageProfiles.{LAST_STAGE.value}.graduationRate: must be 0, there is no stage after it"
+        )
+    return profiles
+
+
+def _first_message(error: ValueError) -> str:
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        details = errors()
+        if details:
+            first = details[0]
+            location = ".".join(str(part) for part in first.get("loc", ()))
+            message = str(first.get("msg", error)).removeprefix("Value error, ")
+            return f"{location}: {message}" if location else message
+    return str(error)

@@ -1,0 +1,279 @@
+"""Running simulations: argument checks, chunking, threads, progress, and assembling the result.
+
+Work is cut into chunks of at most ``CHUNK_FUNDS`` funds; each chunk's funds are split into tasks that
+run the Numba kernel (which releases the GIL) on up to ``threads`` threads. Random draws depend only on
+(seed, fund index, company slot, round, purpose), so results are bit-identical for any chunking or thread
+count, and :func:`compare` gets common random numbers for free.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import numpy.typing as npt
+
+from fundmodel.engines.montecarlo import cashflows as kernel
+from fundmodel.engines.montecarlo.companies import PortfolioPlan, plan_portfolio
+from fundmodel.engines.montecarlo.config import QUARTERS_PER_YEAR, SimulationConfig
+from fundmodel.engines.montecarlo.metrics import (
+    column_medians,
+    probabilities_at_least,
+    summarize,
+    tail_risk,
+)
+from fundmodel.engines.montecarlo.result import (
+    CapitalSummary,
+    EngineInfo,
+    JCurve,
+    SimulationResult,
+)
+from fundmodel.engines.montecarlo.rng import FUNDS_PER_BLOCK, block_keys
+from fundmodel.errors import SimulationConfigError
+from fundmodel.stages import Stage
+
+ENGINE_VERSION = "1.0.0"
+"""Bumped whenever the model or the random streams change what a given config and seed produce."""
+
+MIN_ITERATIONS = 10
+MAX_ITERATIONS = 2_000_000
+"""About 1.1 GB of per-fund results at a 25-year horizon; the API enforces far smaller limits."""
+MAX_SEED = 2**64 - 1
+CHUNK_FUNDS = 65_536
+"""Funds per progress step (and per block of work handed to the threads)."""
+TASK_FUNDS = 2_048
+"""Upper bound on funds per thread task; tasks come in multiples of the thread count."""
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``progress(funds_done, funds_total)`` after each chunk, on the calling thread."""
+
+
+def default_threads() -> int:
+    """Threads used when the caller does not say: the CPUs this process may run on, at most 8."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, 8))
+
+
+def simulate(
+    config: SimulationConfig,
+    *,
+    iterations: int,
+    seed: int,
+    progress: ProgressCallback | None = None,
+    threads: int | None = None,
+) -> SimulationResult:
+    """Simulate ``iterations`` funds of ``config`` with ``seed``; see docs/model.md for the model."""
+    _check_arguments(config, iterations, seed)
+    plan = plan_portfolio(config)
+    worker_count = default_threads() if threads is None else threads
+    if isinstance(worker_count, bool) or not isinstance(worker_count, int) or worker_count < 1:
+        raise SimulationConfigError("threads must be a positive integer", field="threads")
+
+    horizon = config.horizon_quarters
+    out = np.empty((kernel.OUT_COLUMNS, iterations), dtype=np.float64)
+    j_curve = np.empty((iterations, horizon + 1), dtype=np.float32)
+
+    def run(first_fund: int, count: int) -> None:
+        _run_kernel(config, plan, seed, first_fund, count, out, j_curve)
+
+    done = 0
+    with ThreadPoolExecutor(max_workers=worker_count) as pool:
+        while done < iterations:
+            chunk = min(CHUNK_FUNDS, iterations - done)
+            # A multiple of the thread count of equal tasks, so no thread is left with the tail alone.
+            tasks = worker_count * math.ceil(chunk / (worker_count * TASK_FUNDS))
+            task = max(math.ceil(chunk / tasks), 1)
+            starts = range(done, done + chunk, task)
+            if worker_count == 1:
+                for start in starts:
+                    run(start, min(task, done + chunk - start))
+            else:
+                futures = [pool.submit(run, start, min(task, done + chunk - start)) for start in starts]
+                for future in futures:
+                    future.result()
+            done += chunk
+            if progress is not None:
+                progress(done, iterations)
+        medians = np.empty(horizon + 1, dtype=np.float64)
+        bounds = np.linspace(0, horizon + 1, worker_count + 1).astype(int)
+        futures = [
+            pool.submit(column_medians, j_curve, medians, int(first), int(stop))
+            for first, stop in itertools.pairwise(bounds)
+            if stop > first
+        ]
+        for future in futures:
+            future.result()
+    return _assemble(config, plan, out, medians, iterations, seed)
+
+
+def compare(
+    configs: Sequence[SimulationConfig],
+    *,
+    iterations: int,
+    seed: int,
+    progress: ProgressCallback | None = None,
+    threads: int | None = None,
+) -> list[SimulationResult]:
+    """Simulate several configs on common random numbers (same seed streams per company slot).
+
+    Fund ``i``, company slot ``j``, round ``r`` sees the same uniform draws in every config, so the
+    differences between the results come from the configs (e.g. the stage allocation), not from noise.
+    ``progress`` receives the funds done across all configs.
+    """
+    if not configs:
+        raise SimulationConfigError("compare needs at least one configuration", field="configs")
+    results: list[SimulationResult] = []
+    total = iterations * len(configs)
+    for position, config in enumerate(configs):
+        offset = position * iterations
+
+        def forward(done: int, _: int, offset: int = offset) -> None:
+            if progress is not None:
+                progress(offset + done, total)
+
+        results.append(simulate(config, iterations=iterations, seed=seed, progress=forward, threads=threads))
+    return results
+
+
+def warm_up() -> float:
+    """Compile (or load from cache) the kernels with a tiny run; return the seconds it took."""
+    started = time.perf_counter()
+    config = SimulationConfig(fund_size=1e8, stage_distribution={Stage.SEED: 1.0})
+    simulate(config, iterations=MIN_ITERATIONS, seed=0, threads=1)
+    return time.perf_counter() - started
+
+
+def _check_arguments(config: object, iterations: object, seed: object) -> None:
+    if not isinstance(config, SimulationConfig):
+        raise SimulationConfigError(
+            f"config must be a SimulationConfig, not {type(config).__name__}", field="config"
+        )
+    if isinstance(iterations, bool) or not isinstance(iterations, int):
+        raise SimulationConfigError("iterations must be an integer", field="iterations")
+    if not MIN_ITERATIONS <= iterations <= MAX_ITERATIONS:
+        raise SimulationConfigError(
+            f"iterations must be between {MIN_ITERATIONS} and {MAX_ITERATIONS:,}, not {iterations:,}",
+            field="iterations",
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise SimulationConfigError(
+            f"seed must be an integer between 0 and 2**64 - 1, not {seed!r}", field="seed"
+        )
+
+
+def _run_kernel(
+    config: SimulationConfig,
+    plan: PortfolioPlan,
+    seed: int,
+    first_fund: int,
+    count: int,
+    out: npt.NDArray[np.float64],
+    j_curve: npt.NDArray[np.float32],
+) -> None:
+    first_block = first_fund // FUNDS_PER_BLOCK
+    last_block = (first_fund + count - 1) // FUNDS_PER_BLOCK
+    pref = config.preferred_return or 0.0
+    kernel.simulate_funds(
+        first_fund,
+        count,
+        first_fund,
+        block_keys(seed, first_block, last_block - first_block + 1),
+        first_block,
+        plan.slot_stage,
+        plan.slot_check,
+        plan.stage_table,
+        plan.fixed_calls,
+        plan.times_years,
+        config.deployment_quarters,
+        config.investment_period_quarters,
+        plan.reserve,
+        plan.recycling_cap,
+        config.follow_on_participation,
+        config.carry_rate,
+        (1.0 + pref) ** (1.0 / QUARTERS_PER_YEAR) - 1.0,
+        config.catch_up,
+        config.fund_size,
+        out,
+        j_curve,
+    )
+
+
+def _assemble(
+    config: SimulationConfig,
+    plan: PortfolioPlan,
+    out: npt.NDArray[np.float64],
+    median_j_curve: npt.NDArray[np.float64],
+    iterations: int,
+    seed: int,
+) -> SimulationResult:
+    net_tvpi = out[kernel.OUT_NET_TVPI]
+    net_irr = out[kernel.OUT_NET_IRR]
+    median_curve = median_j_curve * config.fund_size
+    samples = {
+        "netTvpi": net_tvpi,
+        "dpi": out[kernel.OUT_DPI],
+        "rvpi": out[kernel.OUT_RVPI],
+        "netIrr": net_irr,
+        "grossMoic": out[kernel.OUT_GROSS_MOIC],
+        "lossRatio": out[kernel.OUT_LOSS_RATIO],
+        "paidIn": out[kernel.OUT_PAID_IN],
+        "investedInitial": out[kernel.OUT_INVESTED_INITIAL],
+        "investedFollowOn": out[kernel.OUT_INVESTED_FOLLOW_ON],
+        "followOnRequested": out[kernel.OUT_FOLLOW_ON_REQUESTED],
+        "reserveCalled": out[kernel.OUT_RESERVE_CALLED],
+        "recycled": out[kernel.OUT_RECYCLED],
+        "carryPaid": out[kernel.OUT_CARRY],
+        "lpDistributed": out[kernel.OUT_LP_DISTRIBUTED],
+        "lpResidual": out[kernel.OUT_LP_RESIDUAL],
+        "grossProceeds": out[kernel.OUT_GROSS_PROCEEDS],
+        "distributable": out[kernel.OUT_DISTRIBUTABLE],
+        "residualValue": out[kernel.OUT_RESIDUAL_VALUE],
+    }
+    capital = CapitalSummary(
+        commitments=config.fund_size,
+        management_fees=config.total_management_fees,
+        fund_expenses=config.total_expenses,
+        investable=config.investable_capital,
+        initial_budget=plan.initial_budget,
+        reserve=plan.reserve,
+        companies_by_stage=dict(plan.companies_by_stage),
+        initial_check_by_stage=dict(plan.initial_check_by_stage),
+        mean_paid_in=_mean(samples["paidIn"]),
+        mean_initial_deployed=_mean(samples["investedInitial"]),
+        mean_follow_on_deployed=_mean(samples["investedFollowOn"]),
+        mean_follow_on_requested=_mean(samples["followOnRequested"]),
+        mean_reserve_used=_mean(samples["reserveCalled"]),
+        mean_recycled=_mean(samples["recycled"]),
+        mean_carry_paid=_mean(samples["carryPaid"]),
+    )
+    return SimulationResult(
+        net_tvpi=summarize(net_tvpi),
+        dpi=summarize(samples["dpi"]),
+        rvpi=summarize(samples["rvpi"]),
+        net_irr=summarize(net_irr),
+        gross_moic=summarize(samples["grossMoic"]),
+        loss_ratio=summarize(samples["lossRatio"]),
+        prob_tvpi_at_least=probabilities_at_least(net_tvpi),
+        tvpi_risk=tail_risk(net_tvpi),
+        irr_risk=tail_risk(net_irr),
+        j_curve=JCurve(
+            quarters=list(range(config.horizon_quarters + 1)),
+            median_cumulative_net_cash_flow=[float(value) for value in median_curve],
+        ),
+        capital=capital,
+        stage_distribution=dict(plan.stage_weights),
+        engine=EngineInfo(version=ENGINE_VERSION, iterations=iterations, seed=seed),
+        samples=samples,
+    )
+
+
+def _mean(values: npt.NDArray[np.float64]) -> float:
+    return float(np.mean(values))

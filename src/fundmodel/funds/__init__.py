@@ -1,0 +1,1 @@
+"""Funds: the top-level entity companies and allocations belong to."""

@@ -1,0 +1,35 @@
+"""Public JSON schemas of funds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from fundmodel.apimodel import ApiModel
+
+FundName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class FundCreate(ApiModel):
+    name: FundName = Field(description="Unique fund name.", examples=["Acme Ventures II"])
+    vintage_year: int = Field(ge=1950, le=2100, examples=[2025])
+    committed_capital: float = Field(gt=0, le=1e13, description="LP commitments, in currency units.")
+    management_fee_rate: float = Field(ge=0, le=0.1, description="Annual fee on commitments.")
+    carried_interest_rate: float = Field(ge=0, le=0.5, description="GP share of profits.")
+
+
+class Fund(ApiModel):
+    id: int
+    name: str
+    vintage_year: int
+    committed_capital: float
+    management_fee_rate: float
+    carried_interest_rate: float
+    created_at: datetime
+
+
+class FundPage(ApiModel):
+    items: list[Fund]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")

@@ -1,0 +1,240 @@
+"""The auto-downgrade: an Alertmanager notification lowers ``enforce`` to ``warn``, never anything else.
+
+Decision rules live in :mod:`fundmodel.observability.alertmanager` (pure); this module reads and writes
+the mode store. Idempotency on (groupKey, fingerprint, startsAt) survives restarts and spans workers
+and replicas: the keys a downgrade acted on are stored in its audit row (``extra.idempotencyKeys``),
+and every delivery is checked against the recent auto-downgrade audit rows before anything is written.
+The write itself is conditional (``only_if`` enforce, inside the store's transaction), so two workers
+handling the same delivery at once still produce exactly one downgrade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from fundmodel.db.mode_store import ModeStore
+from fundmodel.db.tables import stage_validation_audit
+from fundmodel.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    NotConfiguredError,
+    StoreUnavailableError,
+    WebhookPayloadError,
+)
+from fundmodel.mode_ops.tokens import WEBHOOK_TOKEN_ENV, require_token, webhook_token
+from fundmodel.observability.alertmanager import (
+    AlertmanagerPayload,
+    DowngradeRequest,
+    SecretToken,
+    downgrade_requests,
+    parse_label_filter,
+    parse_webhook_payload,
+    plan_downgrade,
+    verify_webhook_auth,
+)
+from fundmodel.observability.metrics import ServiceMetrics
+from fundmodel.observability.mode_events import log_mode_change
+from fundmodel.observability.sanitize import escape_log_text
+from fundmodel.settings import Settings
+from fundmodel.validation import ModeState, ValidationMode
+
+__all__ = [
+    "AUDIT_SOURCE",
+    "AUTO_DOWNGRADE_ACTOR",
+    "RECENT_DOWNGRADES_CHECKED",
+    "AutoDowngrade",
+    "WebhookOutcome",
+    "applied_delivery_keys",
+]
+
+AUDIT_SOURCE = "alertmanager"
+AUTO_DOWNGRADE_ACTOR = "alertmanager"
+# Redeliveries come within hours (repeat_interval); a thousand downgrades back is far beyond that.
+RECENT_DOWNGRADES_CHECKED = 1000
+_MAX_LABEL_CHARS = 200
+_MAX_URL_CHARS = 500
+_MAX_ALERTS_AUDITED = 20
+_FEATURE = "the auto-downgrade webhook"
+
+_log = structlog.get_logger("fundmodel.ops")
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookOutcome:
+    """What one delivery did; ``result`` is the ``WEBHOOK_RESULTS`` metric label."""
+
+    result: str
+    previous: ModeState | None
+    current: ModeState | None
+    matching_alerts: int
+    audit_id: int | None
+
+
+def applied_delivery_keys(engine: Engine, limit: int = RECENT_DOWNGRADES_CHECKED) -> frozenset[str]:
+    """Idempotency keys recorded by the most recent auto-downgrade audit rows."""
+    audit = stage_validation_audit
+    query = (
+        select(audit.c.extra).where(audit.c.source == AUDIT_SOURCE).order_by(audit.c.id.desc()).limit(limit)
+    )
+    try:
+        with engine.connect() as connection:
+            extras = connection.execute(query).scalars().all()
+    except SQLAlchemyError as exc:
+        raise StoreUnavailableError(f"mode audit unreadable: {type(exc).__name__}") from exc
+    keys: set[str] = set()
+    for extra in extras:
+        recorded = extra.get("idempotencyKeys") if isinstance(extra, dict) else None
+        if isinstance(recorded, list):
+            keys.update(key for key in recorded if isinstance(key, str))
+    return frozenset(keys)
+
+
+class AutoDowngrade:
+    """Applies Alertmanager notifications to the mode store of one app."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        store: ModeStore,
+        metrics: ServiceMetrics,
+        settings: Settings,
+    ) -> None:
+        self._engine = engine
+        self._store = store
+        self._metrics = metrics
+        self._settings = settings
+
+    def receive(self, body: bytes, *, authorization: str | None, signature: str | None) -> WebhookOutcome:
+        """Authenticate, parse and apply one raw delivery, counting its result.
+
+        Raises NotConfiguredError (503), AuthenticationError (401), WebhookPayloadError (400) or
+        StoreUnavailableError (503, so Alertmanager retries). The token never reaches a log line.
+        """
+        token, label = self._configuration()
+        try:
+            verify_webhook_auth(authorization=authorization, signature=signature, body=body, token=token)
+        except AuthenticationError as exc:
+            self._metrics.count_webhook("unauthorized")
+            _log.warning("stage_webhook_unauthorized", detail=exc.detail)
+            raise
+        try:
+            payload = parse_webhook_payload(body)
+        except WebhookPayloadError as exc:
+            self._metrics.count_webhook("malformed")
+            _log.warning("stage_webhook_malformed", detail=exc.detail)
+            raise
+        try:
+            outcome = self.handle(payload, label=label)
+        except StoreUnavailableError as exc:
+            self._metrics.count_webhook("store_error")
+            _log.error("stage_webhook_store_error", detail=exc.detail, group_key=_group_key(payload))
+            raise
+        self._metrics.count_webhook(outcome.result)
+        _log.info(
+            "stage_webhook_handled",
+            result=outcome.result,
+            status=payload.status,
+            alerts=len(payload.alerts),
+            matching_alerts=outcome.matching_alerts,
+            group_key=_group_key(payload),
+            audit_id=outcome.audit_id,
+        )
+        return outcome
+
+    def _configuration(self) -> tuple[SecretToken, tuple[str, str]]:
+        try:
+            loaded = webhook_token(self._settings)
+            label = parse_label_filter(self._settings.stage_webhook_label_filter)
+        except ConfigurationError as exc:
+            self._metrics.count_webhook("unconfigured")
+            _log.error("ops_token_invalid", feature=_FEATURE, detail=exc.detail)
+            raise NotConfiguredError(f"{_FEATURE} is not configured on this server") from None
+        try:
+            token = require_token(loaded, variable=WEBHOOK_TOKEN_ENV, feature=_FEATURE)
+        except NotConfiguredError:
+            self._metrics.count_webhook("unconfigured")
+            raise
+        return token, label
+
+    def handle(self, payload: AlertmanagerPayload, *, label: tuple[str, str]) -> WebhookOutcome:
+        """Apply one parsed delivery. Raises :class:`StoreUnavailableError` when the store fails."""
+        requests = downgrade_requests(payload, label=label)
+        if not requests:
+            return WebhookOutcome("ignored", None, None, 0, None)
+        seen = applied_delivery_keys(self._engine)
+        # The store, not this worker's cache: the cache may be up to one TTL behind a manual change.
+        stored = self._store.read().state
+        plan = plan_downgrade(requests, stored.mode.value, seen)
+        if plan.target_mode is None:
+            return WebhookOutcome(plan.result, stored, stored, len(requests), None)
+        change = self._store.set(
+            ValidationMode(plan.target_mode),
+            stored.canary_percent,
+            actor=AUTO_DOWNGRADE_ACTOR,
+            reason=_reason(plan.new_requests),
+            source=AUDIT_SOURCE,
+            extra=_audit_extra(payload, plan.new_requests),
+            only_if=lambda state: state.mode is ValidationMode.ENFORCE,
+        )
+        if change.audit_id == 0:
+            # Another worker (or an operator) lowered it between our read and our write.
+            return WebhookOutcome("unchanged", change.old, change.new, len(requests), None)
+        self._metrics.count_mode_change(AUDIT_SOURCE)
+        self._metrics.set_mode(change.new.mode.value, change.new.canary_percent)
+        log_mode_change(
+            change.old.mode.value,
+            change.new.mode.value,
+            change.actor,
+            change.reason,
+            change.source,
+            old_canary_percent=change.old.canary_percent,
+            new_canary_percent=change.new.canary_percent,
+        )
+        return WebhookOutcome("downgraded", change.old, change.new, len(requests), change.audit_id)
+
+
+def _group_key(payload: AlertmanagerPayload) -> str:
+    return escape_log_text(payload.group_key, _MAX_URL_CHARS)
+
+
+def _clean(value: str, limit: int) -> str:
+    return escape_log_text(value, limit)
+
+
+def _reason(requests: Sequence[DowngradeRequest]) -> str:
+    first = requests[0]
+    names = sorted({_clean(r.alert_name or "(unnamed)", _MAX_LABEL_CHARS) for r in requests})
+    text = (
+        f"Alertmanager alert {', '.join(names)} firing since {first.starts_at.isoformat()} "
+        f"(fingerprint {_clean(first.fingerprint, _MAX_LABEL_CHARS)}): automatic enforce -> warn"
+    )
+    return text[:1000]
+
+
+def _audit_extra(payload: AlertmanagerPayload, requests: Sequence[DowngradeRequest]) -> dict[str, Any]:
+    first = requests[0]
+    return {
+        "alertName": _clean(first.alert_name, _MAX_LABEL_CHARS),
+        "fingerprint": _clean(first.fingerprint, _MAX_LABEL_CHARS),
+        "groupKey": _clean(first.group_key, _MAX_URL_CHARS),
+        "alertmanagerUrl": _clean(payload.external_url, _MAX_URL_CHARS),
+        "receiver": _clean(payload.receiver, _MAX_LABEL_CHARS),
+        "alerts": [
+            {
+                "alertName": _clean(r.alert_name, _MAX_LABEL_CHARS),
+                "fingerprint": _clean(r.fingerprint, _MAX_LABEL_CHARS),
+                "startsAt": r.starts_at.isoformat(),
+                "generatorUrl": _clean(r.generator_url, _MAX_URL_CHARS),
+            }
+            for r in requests[:_MAX_ALERTS_AUDITED]
+        ],
+        # Every key, even beyond the audited alert details: a redelivery must match all of them.
+        "idempotencyKeys": [r.idempotency_key for r in requests],
+    }

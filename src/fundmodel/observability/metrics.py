@@ -1,0 +1,412 @@
+"""Prometheus metrics of the service, low-cardinality by construction.
+
+Every label value comes from a small fixed set; anything else is recorded as ``"other"``. Raw stage
+names, client ids, user agents and request ids never become labels (they go to the offender log).
+All known label combinations are created up front so rate() and ratio queries see explicit zeros.
+
+Multi-process (gunicorn + uvicorn workers): when ``PROMETHEUS_MULTIPROC_DIR`` is set before
+``prometheus_client`` is imported, every worker writes its values to mmap files in that directory
+and :func:`render_metrics` merges them. Counters and histograms are summed across workers. The three
+gauges use ``livemax`` deliberately:
+
+- ``fundmodel_stage_validation_mode{mode}`` is 1 for a mode if *any* live worker applies it, so
+  while a change propagates both the old and the new mode read 1, and ``{mode="enforce"} == 0``
+  proves that *no* worker enforces any more (what the auto-downgrade must guarantee);
+- ``fundmodel_stage_validation_canary_percent`` shows the widest enforcement exposure of any worker;
+- ``fundmodel_stage_validation_mode_cache_age_seconds`` shows the stalest worker's cached view.
+
+"live" modes drop a worker's values once :func:`mark_worker_dead` runs for its pid, so a dead
+worker's last mode cannot keep an alert or a check alive. ``fundmodel.observability.worker_hooks``
+has the gunicorn hooks (``on_starting`` clears the directory, ``child_exit`` marks workers dead).
+The directory must be set in the environment before ``prometheus_client`` is first imported.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from fundmodel.errors import ConfigurationError
+
+__all__ = [
+    "COHORTS",
+    "DEFAULT_HTTP_OPERATIONS",
+    "DEFAULT_VALIDATED_ENDPOINTS",
+    "HTTP_DURATION_BUCKETS",
+    "HTTP_METHODS",
+    "METRICS_CONTENT_TYPE",
+    "MODE_CHANGE_SOURCES",
+    "MULTIPROC_ENV",
+    "OTHER",
+    "STATUS_CLASSES",
+    "VALIDATION_DURATION_BUCKETS",
+    "VALIDATION_MODES",
+    "VALIDATION_OUTCOMES",
+    "WEBHOOK_RESULTS",
+    "ServiceMetrics",
+    "mark_worker_dead",
+    "render_metrics",
+    "reset_multiprocess_dir",
+    "use_multiprocess_dir",
+]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+OTHER = "other"
+
+VALIDATION_MODES: tuple[str, ...] = ("off", "warn", "enforce")
+VALIDATION_OUTCOMES: tuple[str, ...] = (
+    "valid",
+    "normalized_alias",
+    "unknown_accepted",
+    "would_reject",
+    "rejected",
+    "malformed",
+)
+COHORTS: tuple[str, ...] = ("canary", "baseline")
+STATUS_CLASSES: tuple[str, ...] = ("2xx", "3xx", "4xx", "5xx")
+MODE_CHANGE_SOURCES: tuple[str, ...] = ("manual", "alertmanager", "rollout")
+WEBHOOK_RESULTS: tuple[str, ...] = (
+    "downgraded",  # enforce -> warn written to the store
+    "unchanged",  # matching firing alert, but the mode was already warn or off
+    "duplicate",  # same (groupKey, fingerprint, startsAt) seen before
+    "ignored",  # no firing alert with the downgrade label (e.g. resolved notifications)
+    "unauthorized",  # missing or wrong bearer token / signature
+    "malformed",  # body is not a version-4 Alertmanager payload
+    "unconfigured",  # no webhook token configured: answered 503
+    "store_error",  # mode store write failed: answered 5xx so Alertmanager retries
+)
+HTTP_METHODS: tuple[str, ...] = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+# Route templates of the endpoints that validate stages (issue 4). Matching ignores the names of
+# path parameters, so "{fundId}" and "{fund_id}" are the same endpoint.
+DEFAULT_VALIDATED_ENDPOINTS: tuple[str, ...] = (
+    "/api/monte-carlo/simulate",
+    "/api/monte-carlo/compare",
+    "/api/portfolio/strategies",
+    "/api/portfolio/strategies/{id}",
+    "/api/funds/{fundId}/companies",
+)
+
+# (method, route template) of every operation the service serves; pre-created for the HTTP metrics.
+DEFAULT_HTTP_OPERATIONS: tuple[tuple[str, str], ...] = (
+    ("GET", "/api/funds"),
+    ("POST", "/api/funds"),
+    ("GET", "/api/funds/{fundId}"),
+    ("POST", "/api/monte-carlo/simulate"),
+    ("POST", "/api/monte-carlo/compare"),
+    ("GET", "/api/portfolio/strategies"),
+    ("POST", "/api/portfolio/strategies"),
+    ("GET", "/api/portfolio/strategies/{id}"),
+    ("PUT", "/api/portfolio/strategies/{id}"),
+    ("GET", "/api/funds/{fundId}/companies"),
+    ("POST", "/api/funds/{fundId}/companies"),
+    ("PATCH", "/api/funds/{fundId}/allocations"),
+    ("GET", "/api/deprecations"),
+    ("POST", "/_ops/stage-validation/auto-downgrade"),
+    ("GET", "/_ops/stage-validation/mode"),
+    ("PUT", "/_ops/stage-validation/mode"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+)
+
+# 5 µs .. 10 ms with an exact boundary at 1 ms (the p99 alert threshold), finer around it.
+VALIDATION_DURATION_BUCKETS: tuple[float, ...] = (
+    0.000005,
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.00075,
+    0.001,
+    0.0015,
+    0.0025,
+    0.005,
+    0.01,
+)
+HTTP_DURATION_BUCKETS: tuple[float, ...] = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+# Prometheus 2.x scrapes this text format; prometheus_client's newer default (1.0.0) is not needed.
+METRICS_CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+
+_PATH_PARAMETER = re.compile(r"\{[^{}]*\}")
+
+
+def _template_key(template: str) -> str:
+    return _PATH_PARAMETER.sub("{}", template.strip())
+
+
+def _lookup(known: Iterable[str]) -> dict[str, str]:
+    return {value: value for value in known}
+
+
+class ServiceMetrics:
+    """The service's metrics, registered in the registry the app owns (tests pass a fresh one)."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        endpoints: Sequence[str] = DEFAULT_VALIDATED_ENDPOINTS,
+        http_operations: Sequence[tuple[str, str]] = DEFAULT_HTTP_OPERATIONS,
+    ) -> None:
+        self._endpoints = {_template_key(e): e for e in endpoints}
+        self._routes = {_template_key(route): route for _, route in http_operations}
+        self._endpoint_exact = _lookup(self._endpoints.values())
+        self._route_exact = _lookup(self._routes.values())
+        self._modes = _lookup(VALIDATION_MODES)
+        self._outcomes = _lookup(VALIDATION_OUTCOMES)
+        self._cohorts = _lookup(COHORTS)
+        self._sources = _lookup(MODE_CHANGE_SOURCES)
+        self._webhook_results = _lookup(WEBHOOK_RESULTS)
+        self._methods = _lookup(HTTP_METHODS)
+
+        self.validations = Counter(
+            "fundmodel_stage_validations",
+            "Stage validations by endpoint, mode, outcome and canary cohort.",
+            ["endpoint", "mode", "outcome", "cohort"],
+            registry=registry,
+        )
+        self.validation_duration = Histogram(
+            "fundmodel_stage_validation_duration_seconds",
+            "Time spent in the stage-validation layer per request.",
+            ["endpoint", "mode"],
+            buckets=VALIDATION_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.http_requests = Counter(
+            "fundmodel_http_requests",
+            "HTTP requests by route template, method and status class.",
+            ["route", "method", "status_class"],
+            registry=registry,
+        )
+        self.http_duration = Histogram(
+            "fundmodel_http_request_duration_seconds",
+            "HTTP request latency by route template and method.",
+            ["route", "method"],
+            buckets=HTTP_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.mode = Gauge(
+            "fundmodel_stage_validation_mode",
+            "1 for the validation mode a live worker applies, 0 otherwise (max over workers).",
+            ["mode"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.canary_percent = Gauge(
+            "fundmodel_stage_validation_canary_percent",
+            "Percentage of clients in the enforce cohort (max over live workers).",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.mode_changes = Counter(
+            "fundmodel_stage_validation_mode_changes",
+            "Mode changes written, by source.",
+            ["source"],
+            registry=registry,
+        )
+        self.mode_store_errors = Counter(
+            "fundmodel_stage_validation_mode_store_errors",
+            "Failed reads or writes of the mode store.",
+            registry=registry,
+        )
+        self.mode_cache_age = Gauge(
+            "fundmodel_stage_validation_mode_cache_age_seconds",
+            "Age of the cached mode since its last successful read (stalest live worker).",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.webhook_requests = Counter(
+            "fundmodel_stage_validation_webhook_requests",
+            "Alertmanager auto-downgrade webhook requests by result.",
+            ["result"],
+            registry=registry,
+        )
+        self.offender_logs_dropped = Counter(
+            "fundmodel_stage_validation_offender_logs_dropped",
+            "Offender log events dropped by the sampler, by endpoint.",
+            ["endpoint"],
+            registry=registry,
+        )
+
+        endpoint_values = (*self._endpoints.values(), OTHER)
+        # Children resolved once: the validation path stays a few dict lookups per request.
+        self._validation_children = {
+            (endpoint, mode, outcome, cohort): self.validations.labels(endpoint, mode, outcome, cohort)
+            for endpoint in endpoint_values
+            for mode in VALIDATION_MODES
+            for outcome in VALIDATION_OUTCOMES
+            for cohort in COHORTS
+        }
+        self._validation_duration_children = {
+            (endpoint, mode): self.validation_duration.labels(endpoint, mode)
+            for endpoint in endpoint_values
+            for mode in (*VALIDATION_MODES, OTHER)
+        }
+        self._http_request_children: dict[tuple[str, str, str], Counter] = {}
+        self._http_duration_children: dict[tuple[str, str], Histogram] = {}
+        for method, route in http_operations:
+            method_value = self._methods.get(method.upper(), OTHER)
+            route_value = self._routes[_template_key(route)]
+            self._http_duration_children[(route_value, method_value)] = self.http_duration.labels(
+                route_value, method_value
+            )
+            for status_class in STATUS_CLASSES:
+                key = (route_value, method_value, status_class)
+                self._http_request_children[key] = self.http_requests.labels(*key)
+        for mode in VALIDATION_MODES:
+            self.mode.labels(mode)
+        for source in MODE_CHANGE_SOURCES:
+            self.mode_changes.labels(source)
+        for result in WEBHOOK_RESULTS:
+            self.webhook_requests.labels(result)
+        for endpoint in endpoint_values:
+            self.offender_logs_dropped.labels(endpoint)
+
+    def endpoint_label(self, endpoint: str) -> str:
+        """The label recorded for a route template (``"other"`` when not a validated endpoint)."""
+        exact = self._endpoint_exact.get(endpoint)
+        if exact is not None:
+            return exact
+        return self._endpoints.get(_template_key(endpoint), OTHER)
+
+    def route_label(self, route: str) -> str:
+        """The label value recorded for an HTTP route template (``"other"`` when unknown)."""
+        exact = self._route_exact.get(route)
+        if exact is not None:
+            return exact
+        return self._routes.get(_template_key(route), OTHER)
+
+    def observe_validation(self, endpoint: str, mode: str, outcome: str, cohort: str, seconds: float) -> None:
+        """Count one validation and its duration."""
+        endpoint_value = self.endpoint_label(endpoint)
+        mode_value = self._modes.get(mode, OTHER)
+        key = (
+            endpoint_value,
+            mode_value,
+            self._outcomes.get(outcome, OTHER),
+            self._cohorts.get(cohort, OTHER),
+        )
+        counter = self._validation_children.get(key)
+        if counter is None:
+            counter = self.validations.labels(*key)
+        counter.inc()
+        self._validation_duration_children[(endpoint_value, mode_value)].observe(seconds)
+
+    def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one HTTP request by route template, method and status class, with its latency."""
+        route_value = self.route_label(route)
+        method_value = self._methods.get(method.upper(), OTHER)
+        status_class = f"{status // 100}xx" if 200 <= status <= 599 else OTHER
+        key = (route_value, method_value, status_class)
+        counter = self._http_request_children.get(key)
+        if counter is None:
+            counter = self.http_requests.labels(*key)
+        counter.inc()
+        duration = self._http_duration_children.get(key[:2])
+        if duration is None:
+            duration = self.http_duration.labels(*key[:2])
+        duration.observe(seconds)
+
+    def set_mode(self, mode: str, canary_percent: float) -> None:
+        """Record the mode this process applies now (1 for it, 0 for the others)."""
+        if mode not in self._modes:
+            raise ValueError(f"unknown stage-validation mode {mode!r}")
+        for known in VALIDATION_MODES:
+            self.mode.labels(known).set(1.0 if known == mode else 0.0)
+        self.canary_percent.set(canary_percent)
+
+    def count_mode_change(self, source: str) -> None:
+        self.mode_changes.labels(self._sources.get(source, OTHER)).inc()
+
+    def count_mode_store_error(self) -> None:
+        self.mode_store_errors.inc()
+
+    def set_mode_cache_age(self, seconds: float) -> None:
+        self.mode_cache_age.set(seconds)
+
+    def count_webhook(self, result: str) -> None:
+        self.webhook_requests.labels(self._webhook_results.get(result, OTHER)).inc()
+
+    def count_offender_logs_dropped(self, endpoint: str) -> None:
+        self.offender_logs_dropped.labels(self.endpoint_label(endpoint)).inc()
+
+
+def _multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def render_metrics(registry: CollectorRegistry | None) -> tuple[bytes, str]:
+    """The ``GET /metrics`` body and content type.
+
+    With ``PROMETHEUS_MULTIPROC_DIR`` set, the values of every worker are merged from that directory
+    (the passed registry is then not read, which would count this worker twice).
+    """
+    path = _multiprocess_dir()
+    if path is not None:
+        if not Path(path).is_dir():
+            raise ConfigurationError(f"{MULTIPROC_ENV}={path!r} is not a directory")
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=path)  # type: ignore[no-untyped-call]
+        return generate_latest(merged), METRICS_CONTENT_TYPE
+    if registry is None:
+        raise ConfigurationError(
+            f"no metrics registry given and {MULTIPROC_ENV} is not set: nothing to render"
+        )
+    return generate_latest(registry), METRICS_CONTENT_TYPE
+
+
+def mark_worker_dead(pid: int) -> None:
+    """Forget a dead worker's live gauges (call from gunicorn's ``child_exit`` hook)."""
+    path = _multiprocess_dir()
+    if path is not None:
+        multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+
+
+def reset_multiprocess_dir(path: Path) -> None:
+    """Remove the previous run's value files before the workers start (call in the master only)."""
+    if not path.is_dir():
+        raise ConfigurationError(f"{MULTIPROC_ENV}={str(path)!r} is not a directory")
+    for stale in path.glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
+def use_multiprocess_dir(path: Path) -> None:
+    """Switch this process (and the workers it forks) to multi-process metrics in ``path``.
+
+    prometheus_client picks its value class when first imported, which may already have happened
+    (any module importing this one does it), so the choice is made again here. Call it in the master
+    before any worker starts and before any metric is created.
+    """
+    os.environ[MULTIPROC_ENV] = str(path)
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]

@@ -1,0 +1,1 @@
+"""Data operations: audited stage normalization, stage constraints, backups, restores and verification."""

@@ -1,0 +1,209 @@
+"""Keeping stages canonical once they are: a CHECK constraint (PostgreSQL) or guard triggers (SQLite).
+
+PostgreSQL adds the constraint ``NOT VALID`` (a brief lock, no scan) and then ``VALIDATE``s it, which
+scans without blocking writers. SQLite cannot add a CHECK to an existing table without rebuilding it
+(Alembic batch mode copies the whole table under an exclusive lock), so it gets ``BEFORE INSERT`` and
+``BEFORE UPDATE OF`` triggers that abort on a non-canonical value: instant, reversible and equivalent
+for every write path. NULL is left to the column's own NOT NULL rule in both cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from fundmodel.errors import OperationRefusedError
+from fundmodel.ops.connection import is_postgresql
+from fundmodel.ops.stage_columns import CANONICAL_VALUES, StageColumn
+
+_LISTED_ROWS = 100
+
+
+def constraint_name(column: StageColumn) -> str:
+    return f"ck_{column.table_name}_{column.column.name}_canonical"
+
+
+def _in_list() -> str:
+    return ", ".join(f"'{value}'" for value in CANONICAL_VALUES)
+
+
+@dataclass
+class ConstraintReport:
+    added: list[str] = field(default_factory=list)
+    already_present: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    offending: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "already_present": self.already_present,
+            "dropped": self.dropped,
+            "offending": self.offending,
+        }
+
+
+def offending_rows(connection: Connection, columns: Sequence[StageColumn]) -> list[dict[str, Any]]:
+    """Per table, non-canonical (non-NULL) values with their counts and the first row ids."""
+    found = []
+    for column in columns:
+        bad = column.column.not_in(CANONICAL_VALUES) & column.column.is_not(None)
+        count = connection.execute(select(func.count()).where(bad)).scalar_one()
+        if count:
+            ids = connection.scalars(
+                select(column.key).where(bad).order_by(column.key).limit(_LISTED_ROWS)
+            ).all()
+            values = connection.scalars(select(column.column).where(bad).distinct().limit(20)).all()
+            found.append(
+                {
+                    "table": column.table_name,
+                    "rows": int(count),
+                    "row_ids": [str(i) for i in ids],
+                    "values": sorted(values),
+                }
+            )
+    return found
+
+
+def _postgresql_state(connection: Connection, column: StageColumn) -> bool | None:
+    """None when absent, else whether the constraint is validated."""
+    row = connection.execute(
+        text(
+            "SELECT convalidated FROM pg_constraint "
+            "WHERE conname = :name AND conrelid = CAST(:table AS regclass)"
+        ),
+        {"name": constraint_name(column), "table": column.table_name},
+    ).first()
+    return None if row is None else bool(row[0])
+
+
+def _sqlite_triggers(column: StageColumn) -> tuple[str, str]:
+    base = f"trg_{column.table_name}_{column.column.name}_canonical"
+    return f"{base}_insert", f"{base}_update"
+
+
+def _sqlite_present(connection: Connection, column: StageColumn) -> bool:
+    names = _sqlite_triggers(column)
+    present = connection.scalars(
+        text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name IN (:a, :b)"),
+        {"a": names[0], "b": names[1]},
+    ).all()
+    return len(present) == 2
+
+
+def constraints_present(engine: Engine, columns: Sequence[StageColumn]) -> dict[str, bool]:
+    with engine.connect() as connection:
+        if is_postgresql(connection):
+            return {constraint_name(c): _postgresql_state(connection, c) is True for c in columns}
+        return {constraint_name(c): _sqlite_present(connection, c) for c in columns}
+
+
+def add_stage_constraints(
+    engine: Engine, columns: Sequence[StageColumn], *, lock_timeout_ms: int = 5000
+) -> ConstraintReport:
+    """Add the guard to every stage column; refuses, listing the rows, while any value is not canonical."""
+    report = ConstraintReport()
+    with engine.connect() as connection:
+        report.offending = offending_rows(connection, columns)
+    if report.offending:
+        summary = ", ".join(f"{o['table']}: {o['rows']} rows" for o in report.offending)
+        raise OperationRefusedError(
+            f"non-canonical stages remain ({summary}); run `fundmodel db normalize-stages --apply` first",
+            extra={"offending": report.offending},
+        )
+    for column in columns:
+        name = constraint_name(column)
+        if is_postgresql(engine):
+            _add_postgresql(engine, column, lock_timeout_ms, report)
+        else:
+            with engine.begin() as connection:
+                if _sqlite_present(connection, column):
+                    report.already_present.append(name)
+                    continue
+                _add_sqlite(connection, column)
+            report.added.append(name)
+    return report
+
+
+def _add_postgresql(
+    engine: Engine, column: StageColumn, lock_timeout_ms: int, report: ConstraintReport
+) -> None:
+    name = constraint_name(column)
+    preparer = engine.dialect.identifier_preparer
+    table = preparer.format_table(column.table)
+    stage = preparer.quote(column.column.name)
+    with engine.begin() as connection:
+        state = _postgresql_state(connection, column)
+        if state is True:
+            report.already_present.append(name)
+            return
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+        if state is None:
+            connection.exec_driver_sql(
+                f"ALTER TABLE {table} ADD CONSTRAINT {preparer.quote(name)} "
+                f"CHECK ({stage} IN ({_in_list()})) NOT VALID"
+            )
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+            connection.exec_driver_sql(f"ALTER TABLE {table} VALIDATE CONSTRAINT {preparer.quote(name)}")
+    except DBAPIError as exc:
+        # A writer slipped a legacy value in between the check and VALIDATE; the NOT VALID
+        # constraint already guards new writes, so keep it and report the rows.
+        with engine.connect() as connection:
+            offending = offending_rows(connection, [column])
+        raise OperationRefusedError(
+            f"{name} added NOT VALID but could not be validated ({exc.orig}); "
+            "normalize the listed rows and run constrain-stages again",
+            extra={"offending": offending},
+        ) from exc
+    report.added.append(name)
+
+
+def _add_sqlite(connection: Connection, column: StageColumn) -> None:
+    insert_name, update_name = _sqlite_triggers(column)
+    table = connection.dialect.identifier_preparer.format_table(column.table)
+    stage = connection.dialect.identifier_preparer.quote(column.column.name)
+    message = f"{column.table_name}.{column.column.name} must be a canonical stage"
+    condition = f"NEW.{stage} IS NOT NULL AND NEW.{stage} NOT IN ({_in_list()})"
+    connection.exec_driver_sql(
+        f"CREATE TRIGGER IF NOT EXISTS {insert_name} BEFORE INSERT ON {table} "
+        f"WHEN {condition} BEGIN SELECT RAISE(ABORT, '{message}'); END"
+    )
+    connection.exec_driver_sql(
+        f"CREATE TRIGGER IF NOT EXISTS {update_name} BEFORE UPDATE OF {stage} ON {table} "
+        f"WHEN {condition} BEGIN SELECT RAISE(ABORT, '{message}'); END"
+    )
+
+
+def drop_stage_constraints(engine: Engine, columns: Sequence[StageColumn]) -> ConstraintReport:
+    """Remove the guards (needed before rolling a run back to legacy values)."""
+    report = ConstraintReport()
+    for column in columns:
+        name = constraint_name(column)
+        with engine.begin() as connection:
+            if is_postgresql(connection):
+                if _postgresql_state(connection, column) is None:
+                    continue
+                preparer = connection.dialect.identifier_preparer
+                connection.exec_driver_sql(
+                    f"ALTER TABLE {preparer.format_table(column.table)} "
+                    f"DROP CONSTRAINT IF EXISTS {preparer.quote(name)}"
+                )
+            else:
+                if not _sqlite_present(connection, column):
+                    continue
+                for trigger in _sqlite_triggers(column):
+                    connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger}")
+        report.dropped.append(name)
+    return report
+
+
+def stage_guard_violation(exc: DBAPIError) -> bool:
+    """Whether a database error is one of these guards refusing a value."""
+    message = str(exc.orig)
+    return "_canonical" in message or "must be a canonical stage" in message

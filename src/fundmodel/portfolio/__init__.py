@@ -1,0 +1,1 @@
+"""Portfolio strategies: named stage allocations, always stored canonical."""

@@ -1,0 +1,108 @@
+"""The rollout gates' thresholds: the plan's defaults, overridable from a TOML file.
+
+Durations are written ``"2h"``, ``"30m"``, ``"7d"``, ``"90s"`` (or ISO 8601 such as ``"PT2H"``).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from fundmodel.errors import ConfigurationError
+from fundmodel.observability.metrics import DEFAULT_VALIDATED_ENDPOINTS
+
+_SHORT_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_LABEL_FILTER = re.compile(r'^(\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=|!=|=~|!~)\s*"(?:[^"\\]|\\.)*"\s*,?)*$')
+
+
+def parse_duration(value: Any) -> Any:
+    """``"2h"`` -> 2 hours; other values are left to pydantic (ISO 8601, seconds)."""
+    if isinstance(value, str):
+        match = _SHORT_DURATION.match(value)
+        if match:
+            return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+    return value
+
+
+def format_duration(value: timedelta) -> str:
+    """Compact human form: ``"2h"``, ``"4h 30m"``, ``"30d"``."""
+    seconds = int(value.total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)}s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return " ".join(parts[:2])
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be a positive duration such as 2h or 7d")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+
+
+class GateConfig(BaseModel):
+    """Every gate threshold; the defaults are the rollout plan's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # off -> warn
+    min_validations_per_endpoint: int = Field(default=1000, ge=1)
+    traffic_window: Duration = timedelta(days=7)
+    endpoints: tuple[str, ...] = DEFAULT_VALIDATED_ENDPOINTS
+    # warn -> enforce 10 %
+    warn_window: Duration = timedelta(days=7)
+    max_would_reject_ratio: float = Field(default=0.005, gt=0, lt=1)
+    max_hourly_would_reject_ratio: float = Field(default=0.01, gt=0, lt=1)
+    max_backup_age: Duration = timedelta(hours=24)
+    # each canary step
+    soak_enforce_10: Duration = timedelta(hours=2)
+    soak_enforce_50: Duration = timedelta(hours=4)
+    max_canary_reject_ratio: float = Field(default=0.005, gt=0, lt=1)
+    max_canary_vs_baseline: float = Field(default=1.2, gt=0)
+    max_validation_p99_seconds: float = Field(default=0.001, gt=0)
+    # the cap on warn (MAX_WARN_DURATION)
+    max_warn_duration: Duration = timedelta(days=30)
+    # extra PromQL label matchers for every query, e.g. 'job="fundmodel",env="prod"'
+    label_filter: str = Field(default="", max_length=500, pattern=_LABEL_FILTER.pattern)
+
+    def soak_for(self, canary_percent: float) -> timedelta:
+        """Minimum time at a canary percentage before the next step."""
+        return self.soak_enforce_10 if canary_percent < 50 else self.soak_enforce_50
+
+
+def load_gate_config(path: Path | None = None, **overrides: Any) -> GateConfig:
+    """Defaults, then the TOML file's values (table ``[gates]`` or top level), then ``overrides``."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigurationError(f"rollout gates file {path}: cannot read ({exc.strerror})") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"rollout gates file {path}: not valid TOML ({exc})") from exc
+        table = document.get("gates", document)
+        if not isinstance(table, dict):
+            raise ConfigurationError(f"rollout gates file {path}: [gates] must be a table")
+        values.update(table)
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        return GateConfig(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'gates'}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        )
+        where = f" in {path}" if path is not None else ""
+        raise ConfigurationError(f"invalid rollout gate settings{where}: {problems}") from None

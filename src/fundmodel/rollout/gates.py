@@ -1,0 +1,128 @@
+"""Pure gate evaluation: a measured value against a threshold gives pass, fail or no data.
+
+No data (nothing measured, Prometheus unreachable, 0/0, NaN) is its own state and never counts as
+healthy: promotion is allowed only when every gate passes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Literal
+
+Comparison = Literal["<", "<=", ">="]
+Unit = Literal["ratio", "seconds", "duration", "count"]
+"""``seconds``: a latency; ``duration``: a span of time (soak, age), both in seconds."""
+
+
+class GateStatus(StrEnum):
+    PASS = "pass"  # noqa: S105  (a gate verdict, not a password)
+    FAIL = "fail"
+    NO_DATA = "no_data"
+
+    __hash__ = str.__hash__
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One measured value, or why there is none (``value is None``)."""
+
+    value: float | None
+    detail: str = ""
+    absent_fails: bool = False
+    """No value, but its absence is itself a fact that fails the gate (e.g. no backup at all)."""
+
+    @classmethod
+    def missing(cls, why: str) -> Measurement:
+        return cls(None, why)
+
+    @classmethod
+    def failing(cls, why: str) -> Measurement:
+        return cls(None, why, absent_fails=True)
+
+    @property
+    def usable(self) -> bool:
+        return self.value is not None and math.isfinite(self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    """One gate of the next step: what was measured, against what, and the verdict."""
+
+    name: str
+    description: str
+    status: GateStatus
+    measured: float | None
+    threshold: float | None
+    comparison: Comparison
+    unit: Unit
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status is GateStatus.PASS
+
+
+def compare(measured: float, comparison: Comparison, threshold: float) -> bool:
+    if comparison == "<":
+        return measured < threshold
+    if comparison == "<=":
+        return measured <= threshold
+    return measured >= threshold
+
+
+def evaluate_gate(
+    name: str,
+    description: str,
+    measurement: Measurement,
+    *,
+    threshold: float,
+    comparison: Comparison,
+    unit: Unit,
+) -> GateResult:
+    """Compare a measurement with its threshold; a missing or non-finite value is ``no_data``."""
+    value = measurement.value
+    if value is None and measurement.absent_fails:
+        return GateResult(
+            name, description, GateStatus.FAIL, None, threshold, comparison, unit, measurement.detail
+        )
+    if value is None or not math.isfinite(value):
+        why = measurement.detail or "no data"
+        if value is not None:
+            why = f"{why} (measured {value})"
+        return GateResult(name, description, GateStatus.NO_DATA, None, threshold, comparison, unit, why)
+    status = GateStatus.PASS if compare(value, comparison, threshold) else GateStatus.FAIL
+    return GateResult(name, description, status, value, threshold, comparison, unit, measurement.detail)
+
+
+def relative_gate(
+    name: str,
+    description: str,
+    canary: Measurement,
+    baseline: Measurement,
+    *,
+    max_factor: float,
+) -> GateResult:
+    """``canary <= max_factor x baseline``; shown as the measured canary ratio against that bound."""
+    base = baseline.value
+    if base is None or not math.isfinite(base):
+        why = f"baseline cohort: {baseline.detail or 'no data'}"
+        return GateResult(name, description, GateStatus.NO_DATA, None, None, "<=", "ratio", why)
+    bound = max_factor * base
+    result = evaluate_gate(name, description, canary, threshold=bound, comparison="<=", unit="ratio")
+    detail = f"bound = {max_factor:g} x baseline {base:.4%}"
+    return replace(result, detail=f"{detail}; {result.detail}" if result.detail else detail)
+
+
+def overall(gates: Iterable[GateResult]) -> GateStatus:
+    """``pass`` only when there is at least one gate and all pass; any ``fail`` beats ``no_data``."""
+    statuses = [gate.status for gate in gates]
+    if not statuses:
+        return GateStatus.NO_DATA
+    if GateStatus.FAIL in statuses:
+        return GateStatus.FAIL
+    if GateStatus.NO_DATA in statuses:
+        return GateStatus.NO_DATA
+    return GateStatus.PASS

@@ -1,0 +1,161 @@
+"""The PromQL behind each gate, and reading it into :class:`~fundmodel.rollout.gates.Measurement` values.
+
+The queries use the raw series of :mod:`fundmodel.observability.metrics` rather than the recording rules
+in ``deploy/prometheus/rules``: the gates need windows (7 days, the time since a step began) that the
+rules' fixed 5-30 minute windows do not cover, and ratios are sums over the window, not averages of
+short ratios. The outcome sets are the rules' own (``would_reject|unknown_accepted`` = what enforce
+would reject; ``rejected`` in the enforced canary cohort).
+
+Anything that cannot be measured - no ``PROMETHEUS_URL``, Prometheus unreachable, no series, 0/0 -
+comes back as a missing measurement, which the gates treat as "no data" (blocking).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from fundmodel.errors import MeasurementUnavailableError
+from fundmodel.rollout.gates import Measurement
+from fundmodel.rollout.prometheus import PrometheusClient, Sample
+
+VALIDATIONS = "fundmodel_stage_validations_total"
+VALIDATION_DURATION_BUCKETS = "fundmodel_stage_validation_duration_seconds_bucket"
+WOULD_REJECT_OUTCOMES = "would_reject|unknown_accepted"
+MIN_WINDOW = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+
+
+def promql_range(window: timedelta) -> str:
+    """A PromQL range in whole seconds (at least one minute)."""
+    return f"{int(max(window, MIN_WINDOW).total_seconds())}s"
+
+
+def selector(metric: str, matchers: Sequence[str], label_filter: str = "") -> str:
+    parts = [m for m in (*matchers, label_filter.strip().strip(",")) if m]
+    return f"{metric}{{{','.join(parts)}}}"
+
+
+def ratio_query(
+    numerator: Sequence[str], denominator: Sequence[str], window: timedelta, label_filter: str = ""
+) -> str:
+    span = promql_range(window)
+    top = selector(VALIDATIONS, numerator, label_filter)
+    bottom = selector(VALIDATIONS, denominator, label_filter)
+    return f"sum(increase({top}[{span}])) / sum(increase({bottom}[{span}]))"
+
+
+def validations_by_endpoint_query(window: timedelta, label_filter: str = "") -> str:
+    series = selector(VALIDATIONS, ['endpoint!="other"'], label_filter)
+    return f"sum by (endpoint) (increase({series}[{promql_range(window)}]))"
+
+
+def warn_would_reject_query(window: timedelta, label_filter: str = "") -> str:
+    return ratio_query(
+        ['mode="warn"', f'outcome=~"{WOULD_REJECT_OUTCOMES}"'], ['mode="warn"'], window, label_filter
+    )
+
+
+def canary_reject_query(window: timedelta, label_filter: str = "") -> str:
+    enforced = ['mode="enforce"', 'cohort="canary"']
+    return ratio_query([*enforced, 'outcome="rejected"'], enforced, window, label_filter)
+
+
+def baseline_would_reject_query(window: timedelta, label_filter: str = "") -> str:
+    baseline = ['mode="warn"', 'cohort="baseline"']
+    return ratio_query([*baseline, f'outcome=~"{WOULD_REJECT_OUTCOMES}"'], baseline, window, label_filter)
+
+
+def validation_p99_query(window: timedelta, label_filter: str = "") -> str:
+    buckets = selector(VALIDATION_DURATION_BUCKETS, [], label_filter)
+    return f"histogram_quantile(0.99, sum by (le) (increase({buckets}[{promql_range(window)}])))"
+
+
+class PrometheusMeasurements:
+    """Reads the gates' measurements from Prometheus at one evaluation time.
+
+    After the first transport failure (unreachable, timeout) the remaining queries are not sent: they
+    would fail the same way, each after its timeout.
+    """
+
+    def __init__(
+        self, client: PrometheusClient | None, *, label_filter: str = "", missing_url: str = ""
+    ) -> None:
+        self._client = client
+        self._filter = label_filter
+        self._down: str | None = None if client is not None else (missing_url or "PROMETHEUS_URL is not set")
+
+    def validations_per_endpoint(
+        self, endpoints: Sequence[str], window: timedelta, at: datetime
+    ) -> dict[str, Measurement]:
+        query = validations_by_endpoint_query(window, self._filter)
+        samples = self._instant(query, at)
+        if isinstance(samples, Measurement):
+            return dict.fromkeys(endpoints, samples)
+        if not samples:
+            missing = Measurement.missing(f"no {VALIDATIONS} series in Prometheus")
+            return dict.fromkeys(endpoints, missing)
+        counts = {sample.labels.get("endpoint", ""): sample.value for sample in samples}
+        return {
+            endpoint: Measurement(
+                counts.get(endpoint, 0.0),
+                "" if endpoint in counts else "no series for this endpoint",
+            )
+            for endpoint in endpoints
+        }
+
+    def warn_would_reject_ratio(self, window: timedelta, at: datetime) -> Measurement:
+        return self._scalar(warn_would_reject_query(window, self._filter), at, "warn-mode validations")
+
+    def warn_max_hourly_would_reject_ratio(self, window: timedelta, at: datetime) -> Measurement:
+        """The worst hour's ratio in the window (hours without traffic are skipped)."""
+        query = warn_would_reject_query(HOUR, self._filter)
+        if self._client is None or self._down is not None:
+            return Measurement.missing(self._down or "")
+        start = at - max(window, HOUR) + HOUR
+        try:
+            series = self._client.query_range(query, start=start, end=at, step=HOUR)
+        except MeasurementUnavailableError as exc:
+            return self._failed(exc)
+        points = [(t, v) for s in series for t, v in s.points if math.isfinite(v)]
+        if not points:
+            return Measurement.missing("no warn-mode validations in any hour of the window")
+        worst_time, worst = max(points, key=lambda point: point[1])
+        moment = datetime.fromtimestamp(worst_time, tz=at.tzinfo).strftime("%Y-%m-%d %H:%M")
+        return Measurement(worst, f"worst hour ends {moment} UTC, {len(points)} hours with traffic")
+
+    def canary_reject_ratio(self, window: timedelta, at: datetime) -> Measurement:
+        return self._scalar(canary_reject_query(window, self._filter), at, "enforced canary validations")
+
+    def baseline_would_reject_ratio(self, window: timedelta, at: datetime) -> Measurement:
+        return self._scalar(
+            baseline_would_reject_query(window, self._filter), at, "baseline-cohort validations"
+        )
+
+    def validation_p99_seconds(self, window: timedelta, at: datetime) -> Measurement:
+        return self._scalar(validation_p99_query(window, self._filter), at, "validation duration samples")
+
+    def _scalar(self, query: str, at: datetime, what: str) -> Measurement:
+        samples = self._instant(query, at)
+        if isinstance(samples, Measurement):
+            return samples
+        if not samples:
+            return Measurement.missing(f"no series: no {what} recorded in the window")
+        value = samples[0].value
+        if not math.isfinite(value):
+            return Measurement.missing(f"no {what} in the window")
+        return Measurement(value)
+
+    def _instant(self, query: str, at: datetime) -> list[Sample] | Measurement:
+        if self._client is None or self._down is not None:
+            return Measurement.missing(self._down or "")
+        try:
+            return self._client.query(query, at=at)
+        except MeasurementUnavailableError as exc:
+            return self._failed(exc)
+
+    def _failed(self, exc: MeasurementUnavailableError) -> Measurement:
+        if exc.extra.get("reachable") is False:
+            self._down = exc.detail
+        return Measurement.missing(exc.detail)

@@ -1,0 +1,1 @@
+"""Monte Carlo over HTTP: request schemas, limits and running the engine off the event loop."""

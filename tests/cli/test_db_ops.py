@@ -1,0 +1,197 @@
+"""The ``fundmodel db`` data-operation commands end to end: exit codes, --json, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from sqlalchemy import Engine, text
+from typer.testing import CliRunner
+
+from fundmodel.cli.db_ops import register_db_ops
+from fundmodel.ops.stage_columns import StageColumn, stage_columns, stage_metadata
+from tests.ops.conftest import (  # noqa: F401  (fixtures)
+    database_url,
+    engine,
+    postgres_template,
+    postgres_up,
+    sqlite_template,
+)
+from tests.ops.legacy_data import current_values, seed_legacy
+
+
+@pytest.fixture
+def columns() -> list[StageColumn]:
+    return stage_columns(stage_metadata())
+
+
+@pytest.fixture
+def cli(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]  # noqa: F811
+    db = typer.Typer()
+    register_db_ops(db)
+    runner = CliRunner()
+    backups = tmp_path / "backups"
+
+    def invoke(*args: str, url: bool = True, backup_dir: bool = True):  # type: ignore[no-untyped-def]
+        extra: list[str] = []
+        if url:
+            extra += ["--database-url", database_url]
+        if backup_dir:
+            extra += ["--backup-dir", str(backups)]
+        return runner.invoke(db, [*args, *extra])
+
+    return invoke
+
+
+def one_line_error(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, output
+    assert "Traceback" not in output
+    return lines[0]
+
+
+def test_dry_run_is_the_default_and_changes_nothing(cli, engine: Engine) -> None:  # noqa: F811
+    seeded = seed_legacy(engine, companies=30, deals=10, unknown=1)
+    result = cli("normalize-stages", "--json", backup_dir=False)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["mode"] == "dry-run"
+    assert document["plan"]["rows_to_change"] > 0
+    assert document["plan"]["unknown_rows"] == 1
+    assert current_values(engine, "portfolio_companies") == seeded.companies
+    text_result = cli("normalize-stages", backup_dir=False)
+    assert text_result.exit_code == 0
+    assert "dry run" in text_result.output
+
+
+def test_apply_without_a_backup_is_refused(cli, engine: Engine) -> None:  # noqa: F811
+    seeded = seed_legacy(engine, companies=20, deals=5)
+    result = cli("normalize-stages", "--apply")
+    assert result.exit_code == 1
+    assert "fundmodel db backup" in one_line_error(result.output)
+    assert current_values(engine, "portfolio_companies") == seeded.companies
+
+
+def test_backup_apply_verify_and_idempotence(cli, engine: Engine) -> None:  # noqa: F811
+    seed_legacy(engine, companies=60, deals=20)
+    assert cli("verify", backup_dir=False).exit_code == 1
+    backup = cli("backup", "--json")
+    assert backup.exit_code == 0, backup.output
+    backup_file = json.loads(backup.stdout)["file"]
+    verified = cli("verify-backup", backup_file, "--json", backup_dir=False)
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.stdout)["ok"] is True
+    applied = cli("normalize-stages", "--apply", "--json", "--batch-size", "9")
+    assert applied.exit_code == 0, applied.output
+    run = json.loads(applied.stdout)["result"]
+    assert run["status"] == "completed"
+    assert run["rows_changed"] > 0
+    report = cli("verify", "--json", backup_dir=False)
+    assert report.exit_code == 0, report.output
+    assert json.loads(report.stdout)["ok"] is True
+    again = cli("normalize-stages", "--apply", "--json")
+    assert again.exit_code == 0
+    assert json.loads(again.stdout)["rows_changed"] == 0
+    constrained = cli("constrain-stages", "--json", backup_dir=False)
+    assert constrained.exit_code == 0, constrained.output
+    assert len(json.loads(constrained.stdout)["added"]) == 2
+    refused = cli("normalize-stages", "--rollback", run["run_id"], "--confirm", "CONFIRM")
+    assert refused.exit_code == 1
+    assert "constrain-stages --drop" in one_line_error(refused.output)
+    assert cli("constrain-stages", "--drop", backup_dir=False).exit_code == 0
+    rolled_back = cli("normalize-stages", "--rollback", run["run_id"], "--confirm", "CONFIRM", "--json")
+    assert rolled_back.exit_code == 0, rolled_back.output
+    assert json.loads(rolled_back.stdout)["result"]["rows_changed"] == run["rows_changed"]
+
+
+def test_unknown_values_block_unless_forced_and_confirmed(cli, engine: Engine) -> None:  # noqa: F811
+    seeded = seed_legacy(engine, companies=30, deals=5, unknown=2)
+    assert cli("backup").exit_code == 0
+    blocked = cli("normalize-stages", "--apply")
+    assert blocked.exit_code == 1
+    assert "unknown stage values block the run" in one_line_error(blocked.output)
+    unconfirmed = cli("normalize-stages", "--apply", "--force-unknown")
+    assert unconfirmed.exit_code == 1
+    assert "--confirm CONFIRM" in one_line_error(unconfirmed.output)
+    wrong = cli("normalize-stages", "--apply", "--force-unknown", "--confirm", "yes")
+    assert wrong.exit_code == 1
+    forced = cli("normalize-stages", "--apply", "--force-unknown", "--confirm", "CONFIRM", "--json")
+    assert forced.exit_code == 0, forced.output
+    final = current_values(engine, "portfolio_companies")
+    unknown_ids = [i for i, v in seeded.companies.items() if v in {"mezzanine", ""}]
+    assert unknown_ids
+    assert all(final[i] == seeded.companies[i] for i in unknown_ids)
+    body = json.loads(forced.stdout)["result"]
+    assert body["rows_unknown_seen"] == 2
+    listed = {int(i) for u in body["unknown_left"] for i in u["row_ids"]}
+    assert listed == set(unknown_ids)
+
+
+def test_usage_errors_exit_2(cli) -> None:
+    both = cli("normalize-stages", "--apply", "--resume")
+    assert both.exit_code == 2
+    one_line_error(both.output)
+    assert cli("normalize-stages", "--batch-size", "0").exit_code == 2
+    invalid = CliRunner().invoke(_app(), ["verify", "--database-url", "mysql://nope/x"])
+    assert invalid.exit_code == 2
+    one_line_error(invalid.output)
+
+
+def _app() -> typer.Typer:
+    db = typer.Typer()
+    register_db_ops(db)
+    return db
+
+
+def test_resume_without_an_interrupted_run_is_refused(cli, engine: Engine) -> None:  # noqa: F811
+    seed_legacy(engine, companies=3, deals=1)
+    result = cli("normalize-stages", "--resume", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout.splitlines()[0])["ok"] is False
+
+
+def test_apply_resumes_an_interrupted_run(cli, engine: Engine) -> None:  # noqa: F811
+    seed_legacy(engine, companies=40, deals=10)
+    assert cli("backup").exit_code == 0
+    assert cli("normalize-stages", "--apply", "--batch-size", "5").exit_code == 0
+    with engine.begin() as connection:  # pretend the run died after its first batches
+        run_id = connection.execute(text("SELECT id FROM stage_normalization_runs")).scalar_one()
+        connection.execute(text("UPDATE stage_normalization_runs SET status = 'running'"))
+    resumed = cli("normalize-stages", "--apply", "--json")
+    assert resumed.exit_code == 0, resumed.output
+    body = json.loads(resumed.stdout)["result"]
+    assert body["run_id"] == run_id
+    assert body["resumed"] is True
+
+
+def test_restore_needs_confirmation_and_an_explicit_target(
+    cli,
+    engine: Engine,  # noqa: F811
+    database_url: str,  # noqa: F811
+) -> None:
+    seeded = seed_legacy(engine, companies=12, deals=3)
+    backup_file = json.loads(cli("backup", "--json").stdout)["file"]
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE portfolio_companies SET stage = 'growth'"))
+    engine.dispose()
+    missing_target = cli("restore", backup_file, url=False, backup_dir=False)
+    assert missing_target.exit_code == 2
+    unconfirmed = CliRunner().invoke(_app(), ["restore", backup_file, "--target", database_url])
+    assert unconfirmed.exit_code == 1
+    assert "--confirm CONFIRM" in one_line_error(unconfirmed.output)
+    restored = CliRunner().invoke(
+        _app(), ["restore", backup_file, "--target", database_url, "--confirm", "CONFIRM", "--json"]
+    )
+    assert restored.exit_code == 0, restored.output
+    assert current_values(engine, "portfolio_companies") == seeded.companies
+
+
+def test_verify_backup_detects_damage(cli, engine: Engine) -> None:  # noqa: F811
+    seed_legacy(engine, companies=12, deals=3)
+    backup_file = Path(json.loads(cli("backup", "--json").stdout)["file"])
+    backup_file.write_bytes(backup_file.read_bytes()[:-100])
+    result = cli("verify-backup", str(backup_file), backup_dir=False)
+    assert result.exit_code == 1
+    assert "truncated" in one_line_error(result.output)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from fundmodel.errors import ConfigurationError
+from fundmodel.rollout.config import GateConfig, format_duration, load_gate_config, parse_duration
+
+
+def test_defaults_are_the_plans() -> None:
+    config = GateConfig()
+    assert config.warn_window == timedelta(days=7)
+    assert config.max_would_reject_ratio == 0.005
+    assert config.max_hourly_would_reject_ratio == 0.01
+    assert config.soak_for(10) == timedelta(hours=2)
+    assert config.soak_for(50) == timedelta(hours=4)
+    assert config.max_canary_vs_baseline == 1.2
+    assert config.max_validation_p99_seconds == 0.001
+    assert config.max_warn_duration == timedelta(days=30)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2h", timedelta(hours=2)),
+        ("30d", timedelta(days=30)),
+        ("90m", timedelta(minutes=90)),
+        ("1w", timedelta(days=7)),
+    ],
+)
+def test_short_durations(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+    assert GateConfig(soak_enforce_10=text).soak_enforce_10 == expected  # type: ignore[arg-type]
+
+
+def test_format_duration() -> None:
+    assert format_duration(timedelta(hours=4, minutes=30)) == "4h 30m"
+    assert format_duration(timedelta(days=30)) == "30d"
+    assert format_duration(timedelta(seconds=42)) == "42s"
+
+
+def test_file_overrides_then_explicit_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "gates.toml"
+    path.write_text(
+        '[gates]\nsoak_enforce_10 = "3h"\nmax_canary_vs_baseline = 1.5\nlabel_filter = \'job="fundmodel"\'\n'
+    )
+    config = load_gate_config(path, max_warn_duration=timedelta(days=14))
+    assert config.soak_enforce_10 == timedelta(hours=3)
+    assert config.max_canary_vs_baseline == 1.5
+    assert config.label_filter == 'job="fundmodel"'
+    assert config.max_warn_duration == timedelta(days=14)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[gates]\nmax_would_reject_ratio = 2\n", "max_would_reject_ratio"),
+        ('[gates]\nsoak_enforce_10 = "soon"\n', "soak_enforce_10"),
+        ("[gates]\nunknown_gate = 1\n", "unknown_gate"),
+        ("[gates]\nlabel_filter = 'job=fundmodel}'\n", "label_filter"),
+        ("[gates\n", "not valid TOML"),
+    ],
+)
+def test_bad_files_are_one_clear_error(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "gates.toml"
+    path.write_text(content)
+    with pytest.raises(ConfigurationError, match=message):
+        load_gate_config(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        load_gate_config(tmp_path / "absent.toml")

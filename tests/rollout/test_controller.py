@@ -1,0 +1,349 @@
+"""The controller over a real mode store (SQLite and PostgreSQL) and a real Prometheus fed recorded series."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, insert, update
+
+from fundmodel.db.engine import create_db_engine
+from fundmodel.db.mode_store import ModeStore
+from fundmodel.db.tables import funds, portfolio_companies, stage_validation_audit
+from fundmodel.errors import ConflictError, InvalidInputError, OperationRefusedError
+from fundmodel.ops.backup import backup_tables, create_backup
+from fundmodel.ops.stage_columns import stage_columns, stage_metadata
+from fundmodel.rollout.config import GateConfig
+from fundmodel.rollout.controller import RolloutController, Verdict
+from fundmodel.rollout.data_checks import StoredDataChecks
+from fundmodel.rollout.gates import GateStatus
+from fundmodel.rollout.measurements import PrometheusMeasurements
+from fundmodel.rollout.phases import Phase
+from fundmodel.rollout.prometheus import PrometheusClient
+from fundmodel.validation import ModeState, ValidationMode
+from tests.conftest import make_database
+from tests.rollout.recorded_prometheus import RecordedPrometheus, free_port
+
+OFF, WARN, ENFORCE = ValidationMode.OFF, ValidationMode.WARN, ValidationMode.ENFORCE
+
+
+class Rig:
+    """A controller whose clock is the recording's end, plus helpers to write backdated history."""
+
+    def __init__(self, engine: Engine, server: RecordedPrometheus, backup_dir: Path) -> None:
+        self.engine = engine
+        self.server = server
+        self.end = server.end
+        self.backup_dir = backup_dir
+        self.store = ModeStore(engine, default=ModeState(WARN))
+
+    def controller(
+        self, scenario: str, *, prometheus_url: str | None = None, **config: Any
+    ) -> RolloutController:
+        client = PrometheusClient(prometheus_url or self.server.url, timeout=2)
+        return RolloutController(
+            self.store,
+            self.engine,
+            measurements=PrometheusMeasurements(client, label_filter=f'scenario="{scenario}"'),
+            data_checks=StoredDataChecks(self.engine, backup_dir=self.backup_dir),
+            config=GateConfig(**config),
+            clock=lambda: self.end,
+        )
+
+    def set(self, mode: ValidationMode, percent: float, ago: timedelta, source: str = "rollout") -> None:
+        change = self.store.set(mode, percent, actor="pytest", reason="setup", source=source)
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(stage_validation_audit)
+                .where(stage_validation_audit.c.id == change.audit_id)
+                .values(changed_at=self.end - ago)
+            )
+
+    def backup(self) -> None:
+        metadata = stage_metadata()
+        names = [column.table_name for column in stage_columns(metadata)]
+        create_backup(self.engine, backup_tables(metadata, names), self.backup_dir)
+
+
+@pytest.fixture
+def rig(database_url: str, recorded_prometheus: RecordedPrometheus, tmp_path: Path) -> Iterator[Rig]:
+    engine = create_db_engine(database_url)
+    yield Rig(engine, recorded_prometheus, tmp_path / "backups")
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_rig(recorded_prometheus: RecordedPrometheus, tmp_path: Path) -> Iterator[Rig]:
+    """SQLite only: the backup gate runs the data-ops backup, which needs a whole database."""
+    engine = create_db_engine(make_database("sqlite", tmp_path, None))
+    yield Rig(engine, recorded_prometheus, tmp_path / "backups")
+    engine.dispose()
+
+
+def gates(status: Any) -> dict[str, GateStatus]:
+    return {gate.name: gate.status for gate in status.gates}
+
+
+def test_off_to_warn_needs_traffic_on_every_endpoint(rig: Rig) -> None:
+    rig.set(OFF, 100, timedelta(days=2))
+    status = rig.controller("warn_healthy").status()
+    assert status.phase is Phase.OFF
+    assert status.next_phase is Phase.WARN
+    assert status.time_in_phase == timedelta(days=2)
+    assert set(gates(status).values()) == {GateStatus.PASS}
+    assert len(status.gates) == 5
+    assert status.verdict is Verdict.ALLOWED
+
+    strict = rig.controller("warn_healthy", min_validations_per_endpoint=1_000_000)
+    assert set(gates(strict.status()).values()) == {GateStatus.FAIL}
+    with pytest.raises(OperationRefusedError, match="gates for warn do not pass"):
+        strict.advance(actor="alice")
+
+    result = rig.controller("warn_healthy").advance(actor="alice")
+    assert result.change is not None
+    assert result.change.new == ModeState(WARN)
+    [latest] = rig.store.audit_log(1)
+    assert (latest.source, latest.actor, latest.reason) == ("rollout", "alice", "gates passed for warn")
+    assert latest.extra["rollout"]["from"] == "off"
+    assert latest.extra["rollout"]["forced"] is False
+    assert {g["status"] for g in latest.extra["rollout"]["gates"]} == {"pass"}
+
+
+def test_warn_to_enforce_10_with_clean_data_and_fresh_backup(sqlite_rig: Rig) -> None:
+    rig = sqlite_rig
+    rig.set(OFF, 100, timedelta(days=9))
+    rig.set(WARN, 100, timedelta(days=8))
+    blocked = rig.controller("warn_healthy").status()
+    assert gates(blocked) == {
+        "warn_observed": GateStatus.PASS,
+        "would_reject_ratio": GateStatus.PASS,
+        "would_reject_worst_hour": GateStatus.PASS,
+        "stored_stages_canonical": GateStatus.PASS,
+        "db_verify": GateStatus.PASS,
+        "backup_fresh": GateStatus.FAIL,  # no backup at all is a failure, not missing data
+    }
+    rig.backup()
+    status = rig.controller("warn_healthy").status()
+    assert status.allowed
+    assert status.verdict is Verdict.ALLOWED
+    backup_gate = next(g for g in status.gates if g.name == "backup_fresh")
+    assert backup_gate.measured is not None
+    assert backup_gate.threshold == 24 * 3600
+    result = rig.controller("warn_healthy").advance(actor="alice", reason="week of clean warn")
+    assert result.change is not None
+    assert result.change.new == ModeState(ENFORCE, 10)
+    assert rig.store.read().state == Phase.ENFORCE_10.state
+
+
+def test_an_hour_above_one_percent_blocks_and_force_is_audited(sqlite_rig: Rig) -> None:
+    rig = sqlite_rig
+    rig.set(OFF, 100, timedelta(days=9))
+    rig.set(WARN, 100, timedelta(days=8))
+    rig.backup()
+    controller = rig.controller("warn_spiky")
+    status = controller.status()
+    assert gates(status)["would_reject_ratio"] is GateStatus.PASS
+    assert gates(status)["would_reject_worst_hour"] is GateStatus.FAIL
+    assert status.verdict is Verdict.BLOCKED
+    with pytest.raises(OperationRefusedError, match="would_reject_worst_hour fail"):
+        controller.advance(actor="alice")
+    with pytest.raises(InvalidInputError, match="--force needs --reason"):
+        controller.advance(actor="alice", force=True)
+    result = controller.advance(actor="alice", force=True, reason="spike was a load test")
+    assert result.change is not None
+    [latest] = rig.store.audit_log(1)
+    assert latest.reason == "FORCED: spike was a load test"
+    assert latest.extra["rollout"]["forced"] is True
+    assert {"name": "would_reject_worst_hour", "status": "fail"}.items() <= latest.extra["rollout"]["gates"][
+        2
+    ].items()
+
+
+def test_non_canonical_stored_data_blocks(sqlite_rig: Rig) -> None:
+    rig = sqlite_rig
+    rig.set(OFF, 100, timedelta(days=9))
+    rig.set(WARN, 100, timedelta(days=8))
+    with rig.engine.begin() as connection:
+        fund_id = connection.execute(
+            insert(funds)
+            .values(
+                name="Legacy",
+                vintage_year=2020,
+                committed_capital=1e8,
+                management_fee_rate=0.02,
+                carried_interest_rate=0.2,
+            )
+            .returning(funds.c.id)
+        ).scalar_one()
+        connection.execute(
+            insert(portfolio_companies).values(
+                fund_id=fund_id, name="Old", stage="Series A", invested=1e6, reserve_allocation=5e5
+            )
+        )
+    rig.backup()
+    status = rig.controller("warn_healthy").status()
+    assert gates(status)["stored_stages_canonical"] is GateStatus.FAIL
+    assert gates(status)["db_verify"] is GateStatus.FAIL
+    canonical = next(g for g in status.gates if g.name == "stored_stages_canonical")
+    assert "portfolio_companies.stage_canonical" in canonical.detail
+
+
+def test_unreachable_prometheus_is_no_data_and_blocks(rig: Rig) -> None:
+    rig.set(OFF, 100, timedelta(days=9))
+    rig.set(WARN, 100, timedelta(days=8))
+    controller = rig.controller("warn_healthy", prometheus_url=f"http://127.0.0.1:{free_port()}")
+    status = controller.status()
+    assert gates(status)["would_reject_ratio"] is GateStatus.NO_DATA
+    assert gates(status)["would_reject_worst_hour"] is GateStatus.NO_DATA
+    assert not status.allowed
+    assert status.verdict is Verdict.BLOCKED
+    with pytest.raises(OperationRefusedError, match="no_data"):
+        controller.advance(actor="alice")
+    assert rig.store.read().state == ModeState(WARN)
+
+
+def test_canary_step_gates(rig: Rig) -> None:
+    rig.set(ENFORCE, 10, timedelta(hours=3))
+    healthy = rig.controller("canary_healthy").status()
+    assert healthy.phase is Phase.ENFORCE_10
+    assert healthy.next_phase is Phase.ENFORCE_50
+    assert gates(healthy) == dict.fromkeys(
+        ["soak_time", "canary_reject_ratio", "canary_vs_baseline", "validation_p99", "no_auto_downgrade"],
+        GateStatus.PASS,
+    )
+    worse = gates(rig.controller("canary_worse").status())
+    assert worse["canary_reject_ratio"] is GateStatus.PASS  # 0.4 % is under 0.5 % ...
+    assert worse["canary_vs_baseline"] is GateStatus.FAIL  # ... but over 1.2 x the baseline's 0.2 %
+    assert worse["validation_p99"] is GateStatus.FAIL
+    # a 4 h soak is required before leaving 50 %
+    rig.set(ENFORCE, 50, timedelta(hours=3))
+    at_50 = rig.controller("canary_healthy").status()
+    assert at_50.next_phase is Phase.ENFORCE_100
+    soak = next(g for g in at_50.gates if g.name == "soak_time")
+    assert (soak.status, soak.measured, soak.threshold) == (GateStatus.FAIL, 3 * 3600, 4 * 3600)
+
+
+def test_a_downgrade_since_the_step_began_blocks_even_after_a_manual_re_raise(rig: Rig) -> None:
+    rig.set(ENFORCE, 10, timedelta(hours=5))
+    rig.set(WARN, 10, timedelta(hours=4), source="alertmanager")
+    rig.set(ENFORCE, 10, timedelta(hours=3), source="manual")
+    status = rig.controller("canary_healthy").status()
+    assert status.time_in_phase == timedelta(hours=3)
+    result = gates(status)
+    assert result["soak_time"] is GateStatus.PASS
+    assert result["no_auto_downgrade"] is GateStatus.FAIL
+
+
+def test_rollback_goes_to_warn_at_once_and_never_raises(rig: Rig) -> None:
+    rig.set(ENFORCE, 50, timedelta(hours=1))
+    controller = rig.controller("canary_healthy")
+    with pytest.raises(InvalidInputError):
+        controller.rollback(actor="bob", reason="  ")
+    result = controller.rollback(actor="bob", reason="clients complain")
+    assert result.change is not None
+    assert result.message == "rolled back: enforce 50% -> warn"
+    assert rig.store.read().state.mode is WARN
+    [latest] = rig.store.audit_log(1)
+    assert (latest.source, latest.actor, latest.reason) == ("rollout", "bob", "clients complain")
+    assert controller.rollback(actor="bob", reason="again").change is None
+    rig.set(OFF, 100, timedelta(minutes=1))
+    assert controller.rollback(actor="bob", reason="off").change is None
+    assert rig.store.read().state.mode is OFF
+
+
+def test_advance_moves_one_step_unless_forced(rig: Rig) -> None:
+    rig.set(OFF, 100, timedelta(days=2))
+    controller = rig.controller("warn_healthy")
+    with pytest.raises(OperationRefusedError, match="one step at a time"):
+        controller.advance(actor="alice", to=Phase.ENFORCE_10)
+    with pytest.raises(InvalidInputError, match="not ahead"):
+        controller.advance(actor="alice", to=Phase.OFF)
+    result = controller.advance(actor="alice", to=Phase.ENFORCE_100, force=True, reason="incident drill")
+    assert result.change is not None
+    assert result.change.new == Phase.ENFORCE_100.state
+    status = controller.status()
+    assert status.verdict is Verdict.COMPLETE
+    assert status.gates == ()
+    with pytest.raises(OperationRefusedError, match="complete"):
+        controller.advance(actor="alice")
+
+
+def test_warn_cap_counts_from_leaving_off_and_can_be_extended(rig: Rig) -> None:
+    rig.set(OFF, 100, timedelta(days=40))
+    rig.set(WARN, 100, timedelta(days=31))
+    rig.set(ENFORCE, 10, timedelta(days=20))
+    rig.set(WARN, 10, timedelta(days=10), source="alertmanager")  # does not restart the warn clock
+    controller = rig.controller("warn_healthy")
+    status = controller.status()
+    assert status.time_in_phase == timedelta(days=10)
+    assert status.warn_cap is not None
+    assert status.warn_cap.exceeded
+    assert status.warn_cap.active_since == rig.end - timedelta(days=31)
+    assert status.verdict is Verdict.WARN_OVERDUE
+    assert status.to_json()["warn_cap"]["choices"][0].startswith("extend aliases")
+    with pytest.raises(InvalidInputError, match="future"):
+        controller.extend_warn(actor="carol", reason="r", until=rig.end - timedelta(days=1), clients=[])
+    result = controller.extend_warn(
+        actor="carol", reason="Acme migrates in January", until=rig.end + timedelta(days=14), clients=["acme"]
+    )
+    assert "acme" in result.message
+    extended = controller.status()
+    assert extended.warn_cap is not None
+    assert not extended.warn_cap.exceeded
+    assert extended.warn_cap.deadline == rig.end + timedelta(days=14)
+    assert extended.verdict is not Verdict.WARN_OVERDUE
+    assert extended.time_in_phase == timedelta(days=10)  # the extension row does not change the phase
+
+
+class RacingStore(ModeStore):
+    """Lets an automatic downgrade land after the gates were evaluated, just before the advance's write."""
+
+    def __init__(self, engine: Engine, other: ModeStore) -> None:
+        super().__init__(engine, default=ModeState(WARN))
+        self.other = other
+
+    def set(self, *args: Any, **kwargs: Any) -> Any:
+        self.other.set(WARN, 10, actor="alertmanager", reason="downgrade", source="alertmanager")
+        return super().set(*args, **kwargs)
+
+
+def test_advance_never_overwrites_a_concurrent_downgrade(rig: Rig) -> None:
+    rig.set(ENFORCE, 10, timedelta(hours=3))
+    controller = rig.controller("canary_healthy")
+    controller._store = RacingStore(rig.engine, rig.store)
+    with pytest.raises(ConflictError, match="changed to warn"):
+        controller.advance(actor="alice")
+    assert rig.store.read().state == ModeState(WARN, 10)
+
+
+def test_status_json_is_complete(rig: Rig) -> None:
+    rig.set(ENFORCE, 10, timedelta(hours=3))
+    document = rig.controller("canary_healthy").status().to_json()
+    assert document["phase"] == "enforce-10"
+    assert document["next_phase"] == "enforce-50"
+    assert document["allowed"] is True
+    assert document["verdict"] == "allowed"
+    assert document["time_in_phase_seconds"] == 3 * 3600
+    gate = document["gates"][1]
+    assert set(gate) == {
+        "name",
+        "description",
+        "status",
+        "measured",
+        "threshold",
+        "comparison",
+        "unit",
+        "detail",
+    }
+
+
+def test_warn_must_cover_the_whole_window(rig: Rig) -> None:
+    rig.set(OFF, 100, timedelta(days=30))
+    rig.set(WARN, 100, timedelta(days=2))
+    observed = next(g for g in rig.controller("warn_healthy").status().gates if g.name == "warn_observed")
+    assert observed.status is GateStatus.FAIL
+    assert observed.measured == 2 * 86400
+    assert observed.threshold == 7 * 86400
