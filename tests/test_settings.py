@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from fundmodel.errors import ConfigurationError
@@ -46,13 +44,3 @@ def test_invalid_mode_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None
 def test_sunset_must_follow_deprecation() -> None:
     with pytest.raises(ConfigurationError, match="STAGE_SUNSET_DATE"):
         load_settings(stage_deprecation_date="2027-01-01", stage_sunset_date="2026-01-01")
-
-
-def test_tokens_from_files_and_minimum_length(tmp_path: Path) -> None:
-    token_file = tmp_path / "token"
-    token_file.write_text("t" * 40 + "\n")
-    assert load_settings(stage_webhook_token_file=token_file).webhook_token() == "t" * 40
-    assert load_settings(admin_token="short").admin_token_value is not None
-    with pytest.raises(ConfigurationError, match="at least 32"):
-        load_settings(admin_token="short").admin_token_value()
-    assert load_settings().webhook_token() is None or True

@@ -22,7 +22,6 @@ from fundmodel.validation import ValidationMode
 DEFAULT_DATABASE_URL = "sqlite:///var/fundmodel.sqlite3"
 """The embedded default: a SQLite file under ``var/`` relative to the working directory."""
 
-MIN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -148,29 +147,6 @@ class Settings(BaseSettings):
     def anonymous_dev_client_allowed(self) -> bool:
         """Only the embedded default (development on SQLite) lets requests in without an API key."""
         return self.app_env == "development" and self.is_sqlite
-
-    def webhook_token(self) -> str | None:
-        """The Alertmanager webhook bearer token, from its file (preferred) or the environment."""
-        return _read_secret("STAGE_WEBHOOK_TOKEN", self.stage_webhook_token_file, self.stage_webhook_token)
-
-    def admin_token_value(self) -> str | None:
-        """The operator API token, from its file (preferred) or the environment."""
-        return _read_secret("ADMIN_TOKEN", self.admin_token_file, self.admin_token)
-
-
-def _read_secret(name: str, path: Path | None, value: SecretStr | None) -> str | None:
-    if path is not None:
-        try:
-            secret = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigurationError(f"{name}_FILE={path}: cannot read ({exc.strerror})") from exc
-    elif value is not None:
-        secret = value.get_secret_value().strip()
-    else:
-        return None
-    if len(secret) < MIN_SECRET_LENGTH:
-        raise ConfigurationError(f"{name}: must be at least {MIN_SECRET_LENGTH} characters")
-    return secret
 
 
 def load_settings(**overrides: Any) -> Settings:

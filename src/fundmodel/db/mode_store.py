@@ -10,6 +10,7 @@ mode is the process default (``STAGE_VALIDATION_MODE``).
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,7 +30,8 @@ STATE_ROW_ID = 1
 MAX_ACTOR_LENGTH = 100
 MAX_REASON_LENGTH = 1000
 MODE_CHANGE_SOURCES = frozenset({"manual", "alertmanager", "rollout"})
-_WRITE_ATTEMPTS = 5
+_WRITE_ATTEMPTS = 20
+_RETRY_BACKOFF_SECONDS = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +158,13 @@ class ModeStore:
                 f"source must be one of {', '.join(sorted(MODE_CHANGE_SOURCES))}", field="source"
             )
         details = dict(extra or {})
-        for _ in range(_WRITE_ATTEMPTS):
+        for attempt in range(_WRITE_ATTEMPTS):
             try:
                 change = self._try_write(new, actor, reason, source, details, only_if)
             except _LostRaceError:
+                # SQLite ignores FOR UPDATE, so racing writers retry the compare-and-swap; a jittered,
+                # growing pause keeps them from colliding again in lockstep. Mode changes are rare.
+                time.sleep(_RETRY_BACKOFF_SECONDS * (attempt + 1) * random.random())  # noqa: S311 (jitter)
                 continue
             except SQLAlchemyError as exc:
                 raise StoreUnavailableError(f"mode store not written: {_first_line(exc)}") from exc

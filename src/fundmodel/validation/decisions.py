@@ -25,6 +25,7 @@ after it, and they are rejected like unknown names (with their canonical name as
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from fundmodel.errors import (
@@ -301,6 +302,8 @@ def validate_stage(
 _MALFORMED_REASONS = frozenset({UnknownReason.NOT_A_STRING, UnknownReason.EMPTY, UnknownReason.TOO_LONG})
 
 
+# The same few deprecated spellings arrive again and again; their (immutable) warnings are built once.
+@lru_cache(maxsize=1024)
 def _alias_warning(name: str, stage: Stage, field: str) -> ValidationWarning:
     return ValidationWarning(
         ProblemCode.DEPRECATED_ALIAS.value,
