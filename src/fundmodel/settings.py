@@ -23,7 +23,6 @@ DEFAULT_DATABASE_URL = "sqlite:///var/fundmodel.sqlite3"
 """The embedded default: a SQLite file under ``var/`` relative to the working directory."""
 
 
-
 class Settings(BaseSettings):
     """Every environment variable fundmodel reads, with its default."""
 
