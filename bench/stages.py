@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from fundmodel.stages import Stage, normalize_stage, parse_stage_distribution
 from fundmodel.stages.alias_table import alias_table
+from fundmodel.stages.distribution import _other_spelling
 from fundmodel.stages.normalizer import _match_by_key
 
 UNKNOWN_NAMES = ("seris a", "venture", "Series Z", "bridge", "mezz", "sed", "growht", "IPO", "late")
@@ -96,6 +97,7 @@ def main() -> None:
         for serial, d in enumerate(steady_corpus[:cold_calls])
     ]
     _match_by_key.cache_clear()
+    _other_spelling.cache_clear()
     cold = summarize(time_calls(cold_corpus, parse_stage_distribution))
 
     print(

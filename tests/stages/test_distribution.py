@@ -1,5 +1,6 @@
 import math
 from collections import OrderedDict
+from types import MappingProxyType
 
 import pytest
 from hypothesis import given
@@ -173,3 +174,25 @@ def test_weights_are_in_canonical_order_and_within_bounds(mapping: dict[str, flo
     positions = [stage.position for stage in result.weights]
     assert positions == sorted(positions)
     assert all(w >= 0.0 for w in result.weights.values())
+
+
+def test_key_order_cannot_flip_the_sum_verdict_at_the_tolerance_edge() -> None:
+    # A running sum gives 1.0 in this order and 0.9999999999999999 in reverse; at tolerance 0 the verdict
+    # must still be the same, and so must the reported total.
+    forward = parse_stage_distribution({"seed": 0.1, "series_a": 0.2, "series_b": 0.7}, tolerance=0.0)
+    reverse = parse_stage_distribution({"series_b": 0.7, "series_a": 0.2, "seed": 0.1}, tolerance=0.0)
+    assert forward.ok
+    assert reverse.ok
+    assert forward.total == reverse.total == 1.0
+
+
+def test_stage_members_and_other_str_subclasses_are_judged_by_their_text() -> None:
+    result = parse_stage_distribution({Stage.SEED: 0.5, Stage.SERIES_A: 0.5})
+    assert result.ok
+    assert result.problems == ()
+    assert result.weights == {Stage.SEED: 0.5, Stage.SERIES_A: 0.5}
+
+
+@given(distributions)
+def test_any_mapping_type_gives_the_same_result_as_a_dict(mapping: dict[str, float]) -> None:
+    assert parse_stage_distribution(MappingProxyType(mapping)) == parse_stage_distribution(mapping)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from functools import cache, lru_cache
-from types import MappingProxyType
 from typing import NamedTuple
 
 from fundmodel.stages.alias_table import alias_table
@@ -73,7 +73,8 @@ def normalize_stage(raw: object) -> StageMatch:
 
 
 @cache
-def _exact_spellings() -> MappingProxyType[str, StageMatch]:
+def _exact_spellings() -> Mapping[str, StageMatch]:
+    # Read-only by contract; a plain dict because its ``get`` is about twice as fast as a mapping proxy's.
     table = alias_table()
     exact: dict[str, StageMatch] = {}
     for stage, spellings in table.aliases.items():
@@ -81,7 +82,7 @@ def _exact_spellings() -> MappingProxyType[str, StageMatch]:
             exact[spelling] = StageMatch(MatchKind.ALIAS, stage)
     for stage in Stage:
         exact[stage.value] = StageMatch(MatchKind.CANONICAL, stage)
-    return MappingProxyType(exact)
+    return exact
 
 
 # Traffic repeats the same few misspellings, and suggestions cost an edit-distance scan, so the
