@@ -14,7 +14,7 @@ from fundmodel.stages import (
     Stage,
     parse_stage_distribution,
 )
-from fundmodel.stages.distribution import MALFORMED_CODES, WARNING_CODES
+from fundmodel.stages.distribution import MALFORMED_CODES, WARNING_CODES, Scale, _parse_entry_by_entry
 
 from .strategies import json_values
 
@@ -196,3 +196,30 @@ def test_stage_members_and_other_str_subclasses_are_judged_by_their_text() -> No
 @given(distributions)
 def test_any_mapping_type_gives_the_same_result_as_a_dict(mapping: dict[str, float]) -> None:
     assert parse_stage_distribution(MappingProxyType(mapping)) == parse_stage_distribution(mapping)
+
+
+_PLAN_KEYS = st.sampled_from(
+    [s.value for s in Stage]
+    + ["Series A", "SEED", " seed ", "pre-seed", "growth equity", "Seris B", "venture", "x" * 65, ""]
+)
+_PLAN_WEIGHTS = (
+    st.floats(min_value=0, max_value=1)
+    | st.integers(min_value=0, max_value=100)
+    | st.sampled_from([0.25, 0.5, -0.0, math.nan, math.inf, True, None, "0.5"])
+)
+
+
+@given(
+    st.dictionaries(_PLAN_KEYS | st.integers(), _PLAN_WEIGHTS, min_size=1, max_size=8),
+    st.sampled_from(["fraction", "percent"]),
+    st.sampled_from([0.0, 1e-3, 0.1]),
+)
+def test_key_plan_fast_path_equals_entry_by_entry_parsing(
+    mapping: dict[object, object], scale: Scale, tolerance: float
+) -> None:
+    # The fast path (per key tuple, cached) must agree exactly with the general path on every input,
+    # including the first call (plan built) and the second (plan reused).
+    divisor = 1.0 if scale == "fraction" else 100.0
+    reference = _parse_entry_by_entry(mapping, divisor, divisor, tolerance)
+    for _ in range(2):
+        assert repr(parse_stage_distribution(mapping, scale=scale, tolerance=tolerance)) == repr(reference)

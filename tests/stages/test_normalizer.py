@@ -49,13 +49,25 @@ def test_case_and_separator_variants_map_to_the_canonical(pair: tuple[Stage, str
     assert normalize_stage(spelling).canonical is stage
 
 
-@given(st.text(max_size=70))
+_ALL_ALIASES = [spelling for spellings in alias_table().aliases.values() for spelling in spellings]
+_STAGE_SPELLINGS = (
+    st.sampled_from([stage.value for stage in Stage])
+    | st.sampled_from(_ALL_ALIASES)
+    | st.sampled_from(list(Stage)).flatmap(case_and_separator_variants)
+    | st.text(max_size=70)
+)
+
+
+@given(_STAGE_SPELLINGS)
 def test_normalize_is_idempotent(raw: str) -> None:
+    # Drawn mostly from real spellings (canonical, aliases, variants) so that the known branch is exercised.
     first = normalize_stage(raw)
+    assert normalize_stage(raw) == first
     if first.canonical is not None:
         again = normalize_stage(first.canonical.value)
         assert again.kind is MatchKind.CANONICAL
         assert again.canonical is first.canonical
+        assert again.suggestions == ()
 
 
 @pytest.mark.parametrize(

@@ -197,6 +197,61 @@ _BOUNDARY_MARGIN = 1e-12
 _INVALID_WEIGHT = ProblemCode.INVALID_WEIGHT
 
 
+class _KeyPlan(NamedTuple):
+    """Everything about a distribution that depends on its keys alone, worked out once per key tuple.
+
+    Clients send the same few sets of stage names again and again with different weights, so the per-key
+    work (lookups, alias and unknown reports, merges, canonical order) is done once per key tuple and a call
+    only checks and adds up the weights.
+    """
+
+    entries: tuple[tuple[Stage | None, bool], ...]
+    """Per key, in input order: its stage (``None`` when unknown) and whether it is the first key of it."""
+    stages: tuple[Stage, ...]
+    """The known stages, in canonical order (the keys of ``weights``)."""
+    unknown_names: tuple[tuple[str, tuple[Stage, ...]], ...]
+    """Per unknown key, in input order: its name and suggestions."""
+    aliases: tuple[AliasUse, ...]
+    merged: tuple[Merge, ...]
+    problems: tuple[Problem, ...]
+    """Every problem except the weight-dependent ones (``INVALID_WEIGHT``, ``SUM_MISMATCH``)."""
+
+
+@lru_cache(maxsize=4096)
+def _key_plan(keys: tuple[object, ...]) -> _KeyPlan | None:
+    """The plan for a tuple of dict keys, or ``None`` when a key itself is malformed (not a string, too long).
+
+    Derived from the entry-by-entry parser itself (with weights that are all valid), so the two paths cannot
+    disagree on anything that depends only on the keys.
+    """
+    probe = _parse_entry_by_entry(dict.fromkeys(keys, 0.0), 1.0, 1.0, DEFAULT_TOLERANCE)
+    if probe.is_malformed:
+        return None
+    exact = _exact_spellings()
+    entries: list[tuple[Stage | None, bool]] = []
+    unknown_names: list[tuple[str, tuple[Stage, ...]]] = []
+    seen: set[Stage] = set()
+    for key in keys:
+        name = str.__str__(cast(str, key))
+        spelling = exact.get(name) or _other_spelling(name)
+        stage = spelling.stage
+        if stage is None:
+            entries.append((None, False))
+            unknown_names.append((name, spelling.suggestions))
+        else:
+            entries.append((stage, stage not in seen))
+            seen.add(stage)
+    problems = tuple(problem for problem in probe.problems if problem.code is not ProblemCode.SUM_MISMATCH)
+    return _KeyPlan(
+        tuple(entries),
+        tuple(stage for stage in STAGE_ORDER if stage in seen),
+        tuple(unknown_names),
+        probe.aliases,
+        probe.merged,
+        problems,
+    )
+
+
 def parse_stage_distribution(
     mapping: object,
     *,
@@ -212,6 +267,52 @@ def parse_stage_distribution(
         raise ValueError(f"scale must be 'fraction' or 'percent', not {scale!r}")
     if not 0.0 <= tolerance < 1.0:
         raise ValueError(f"tolerance must be in [0, 1), not {tolerance!r}")
+    if type(mapping) is not dict or not 0 < len(mapping) <= MAX_ENTRIES:
+        return _parse_entry_by_entry(mapping, divisor, upper, tolerance)
+    plan = _key_plan(tuple(mapping))
+    if plan is None:
+        return _parse_entry_by_entry(mapping, divisor, upper, tolerance)
+
+    # The fast path: every key is well-formed and known to the plan; only the weights are new.
+    weights: dict[Stage, float] = dict.fromkeys(plan.stages)  # type: ignore[assignment]  # all set below
+    unknown_weights: list[float] | None = None
+    total = 0.0
+    for (stage, first), raw_weight in zip(plan.entries, mapping.values(), strict=True):
+        # Exact type checks, as in the entry-by-entry path (which reports a malformed weight).
+        weight_type = type(raw_weight)
+        if not ((weight_type is float or weight_type is int) and 0.0 <= raw_weight <= upper):
+            return _parse_entry_by_entry(mapping, divisor, upper, tolerance)
+        weight: float = raw_weight / divisor
+        total += weight
+        if stage is None:
+            if unknown_weights is None:
+                unknown_weights = [weight]
+            else:
+                unknown_weights.append(weight)
+        elif first:
+            weights[stage] = weight
+        else:
+            weights[stage] += weight
+    problems = plan.problems
+    if abs(abs(total - 1.0) - tolerance) < _BOUNDARY_MARGIN:
+        total = _exact_total(mapping, divisor)  # see the entry-by-entry path
+    if abs(total - 1.0) > tolerance:
+        problems = (*problems, Problem(ProblemCode.SUM_MISMATCH, detail=f"{total:.6g}|{tolerance:g}"))
+    unknown: tuple[UnknownStage, ...] = ()
+    if unknown_weights is not None:
+        unknown = tuple(
+            [
+                _new_tuple(UnknownStage, (name, suggestions, weight))
+                for (name, suggestions), weight in zip(plan.unknown_names, unknown_weights, strict=True)
+            ]
+        )
+    return _new_tuple(DistributionResult, (weights, unknown, plan.aliases, plan.merged, total, problems))
+
+
+def _parse_entry_by_entry(
+    mapping: object, divisor: float, upper: float, tolerance: float
+) -> DistributionResult:
+    """The general path: any input, judged key by key (also the reference the key plans are derived from)."""
     if type(mapping) is not dict and not isinstance(mapping, Mapping):
         return _refused(Problem(ProblemCode.NOT_AN_OBJECT, detail=type(mapping).__name__))
     if not mapping:
