@@ -59,6 +59,21 @@ class Settings(BaseSettings):
         le=60,
         description="How stale each process's view of the mode store may become.",
     )
+    stage_offender_log_per_minute: int = Field(
+        default=60,
+        ge=0,
+        le=1_000_000,
+        description="Offender log events (`stage_validation_offender`) logged per endpoint and minute "
+        "before sampling starts; 0 samples from the first one.",
+    )
+    stage_offender_log_sample_fraction: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Share of the offender events beyond the per-minute limit that are still logged "
+        "(0 drops them all, 1 keeps them all); the dropped ones are counted.",
+    )
     stage_docs_url: str = Field(
         default="/docs",
         description="Where the stage-validation deprecation is documented (GET /api/deprecations).",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.conftest import ApiClient
 
 TERMS: dict[str, Any] = {"fundSize": 5e7, "stageDistribution": {"seed": 0.7, "series_a": 0.3}}
@@ -65,3 +67,91 @@ def test_stage_profile_overrides_accept_aliases(api: ApiClient) -> None:
     }
     response = api.request("POST", "/api/monte-carlo/simulate", json=body)
     assert response.status_code == 200, response.text
+    # Normalized by the validation layer, so flagged like any other deprecated spelling (mode warn).
+    assert response.headers["deprecation"]
+    [warning] = response.json()["warnings"]
+    assert (warning["code"], warning["field"]) == ("DEPRECATED_ALIAS", "stageProfiles.Seed")
+
+
+def _profiles(api: ApiClient, path: str, profiles: dict[str, Any]) -> Any:
+    body: dict[str, Any] = {**TERMS, "stageProfiles": profiles, "iterations": 50, "seed": 1}
+    if path.endswith("compare"):
+        body = {
+            "fundSize": TERMS["fundSize"],
+            "stageProfiles": profiles,
+            "alternatives": [{"label": "a", "stageDistribution": TERMS["stageDistribution"]}],
+            "iterations": 50,
+            "seed": 1,
+        }
+    return api.request("POST", path, json=body)
+
+
+@pytest.mark.parametrize("path", ["/api/monte-carlo/simulate", "/api/monte-carlo/compare"])
+@pytest.mark.parametrize("mode", ["off", "warn", "enforce"])
+def test_two_profile_keys_for_one_stage_are_a_422_in_every_mode(api: ApiClient, mode: str, path: str) -> None:
+    api.set_mode(mode)
+    response = _profiles(api, path, {"seed": {"checkSize": 1e6}, "Seed": {"checkSize": 2e6}})
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["code"] == "DUPLICATE_STAGE"
+    assert body["field"] == "stageProfiles"
+    assert body["invalid"] == ["seed", "Seed"]
+    assert "'seed'" in body["detail"]
+
+
+@pytest.mark.parametrize("path", ["/api/monte-carlo/simulate", "/api/monte-carlo/compare"])
+def test_unknown_profile_keys_follow_the_mode(api: ApiClient, path: str) -> None:
+    profiles = {"mezzanine": {"checkSize": 1e6}}
+    api.set_mode("off")
+    silent = _profiles(api, path, profiles)
+    assert silent.status_code == 200, silent.text
+    assert silent.json()["warnings"] == []
+    assert "deprecation" not in silent.headers
+    api.set_mode("warn")
+    warned = _profiles(api, path, profiles)
+    assert warned.status_code == 200, warned.text
+    [warning] = warned.json()["warnings"]
+    assert warning["code"] == "UNKNOWN_STAGE"
+    assert "override was ignored" in warning["message"]
+    assert warned.headers["deprecation"]
+    api.set_mode("enforce")
+    rejected = _profiles(api, path, profiles)
+    assert rejected.status_code == 400, rejected.text
+    assert rejected.json()["code"] == "INVALID_STAGE"
+    assert rejected.json()["invalid"] == ["mezzanine"]
+
+
+def test_profile_keys_are_counted_and_logged_like_every_stage_input(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.set_mode("warn")
+    labels = {
+        "endpoint": "/api/monte-carlo/simulate",
+        "mode": "warn",
+        "outcome": "would_reject",
+        "cohort": "baseline",
+    }
+    name = "fundmodel_stage_validations_total"
+    before = api.state.registry.get_sample_value(name, labels)
+    logged: list[dict[str, Any]] = []
+    offenders = api.state.validator._offenders
+    original = offenders.log_offender
+
+    def spy(**event: Any) -> bool:
+        logged.append(event)
+        return bool(original(**event))
+
+    monkeypatch.setattr(offenders, "log_offender", spy)
+    response = _profiles(api, "/api/monte-carlo/simulate", {"seed": {}, "mezzanine": {}})
+    assert response.status_code == 200, response.text
+    assert api.state.registry.get_sample_value(name, labels) == before + 1
+    assert [event["offending_names"] for event in logged] == [("mezzanine",)]
+
+
+def test_no_profile_overrides_is_not_a_validation(api: ApiClient) -> None:
+    name = "fundmodel_stage_validation_duration_seconds_count"
+    labels = {"endpoint": "/api/monte-carlo/simulate", "mode": "warn"}
+    before = api.state.registry.get_sample_value(name, labels)
+    response = api.request("POST", "/api/monte-carlo/simulate", json={**TERMS, "iterations": 50})
+    assert response.status_code == 200
+    assert api.state.registry.get_sample_value(name, labels) == before + 1  # the distribution only

@@ -216,6 +216,99 @@ def test_a_redelivery_changes_nothing_on_any_worker(open_client: OpenClient) -> 
     assert len(alertmanager_audit_rows(first_worker)) == 2
 
 
+def delivery_rows(engine: Engine) -> list[tuple[str, str, int | None]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT idempotency_key, result, audit_id FROM stage_webhook_deliveries")
+        ).all()
+    return [(str(row[0]), str(row[1]), row[2]) for row in rows]
+
+
+@pytest.mark.parametrize("lenient", ["warn", "off"])
+def test_a_repeat_of_a_delivery_that_changed_nothing_stays_a_duplicate(
+    open_client: OpenClient, engine: Engine, lenient: str
+) -> None:
+    first_worker, second_worker = open_client(), open_client()
+    first_worker.set_mode(lenient)
+    assert deliver(first_worker, payload()).json()["result"] == "unchanged"
+    # An operator promotes to enforce; Alertmanager's repeat of the same alert reaches another worker.
+    first_worker.set_mode("enforce")
+    repeated = deliver(second_worker, payload())
+    assert repeated.status_code == 200
+    assert repeated.json()["result"] == "duplicate"
+    assert second_worker.state.mode_store.read().state.mode is ValidationMode.ENFORCE
+    assert alertmanager_audit_rows(first_worker) == []
+    [(key, result, audit_id)] = delivery_rows(engine)
+    assert (len(key), result, audit_id) == (64, "unchanged", None)
+    # A new episode of the alert still acts.
+    again = deliver(second_worker, payload(alert(startsAt="2026-11-28T11:30:00Z")))
+    assert again.json()["result"] == "downgraded"
+
+
+def test_a_downgrade_records_its_delivery_keys_with_the_audit_row(ops: ApiClient, engine: Engine) -> None:
+    ops.set_mode("enforce")
+    two = payload(alert(), alert(fingerprint="2b40cb82ddb3a32e"))
+    result = deliver(ops, two).json()
+    assert result["result"] == "downgraded"
+    rows = delivery_rows(engine)
+    assert sorted(rows) == sorted((key, "downgraded", result["auditId"]) for key, _, _ in rows)
+    [row] = alertmanager_audit_rows(ops)
+    assert sorted(key for key, _, _ in rows) == sorted(row.extra["idempotencyKeys"])
+
+
+def _break_delivery_writes(engine: Engine) -> Callable[[], None]:
+    """Make every insert into stage_webhook_deliveries fail inside the database, and undo it."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.execute(
+                text(
+                    "CREATE TRIGGER fail_deliveries BEFORE INSERT ON stage_webhook_deliveries "
+                    "BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END"
+                )
+            )
+        else:
+            connection.execute(
+                text(
+                    "CREATE FUNCTION fail_deliveries() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'simulated disk failure'; END $$"
+                )
+            )
+            connection.execute(
+                text(
+                    "CREATE TRIGGER fail_deliveries BEFORE INSERT ON stage_webhook_deliveries "
+                    "FOR EACH ROW EXECUTE FUNCTION fail_deliveries()"
+                )
+            )
+
+    def repair() -> None:
+        with engine.begin() as connection:
+            if engine.dialect.name == "sqlite":
+                connection.execute(text("DROP TRIGGER fail_deliveries"))
+            else:
+                connection.execute(text("DROP TRIGGER fail_deliveries ON stage_webhook_deliveries"))
+                connection.execute(text("DROP FUNCTION fail_deliveries()"))
+
+    return repair
+
+
+def test_when_the_keys_cannot_be_recorded_the_retry_records_them(ops: ApiClient, engine: Engine) -> None:
+    ops.set_mode("enforce")
+    repair = _break_delivery_writes(engine)
+    try:
+        failed = deliver(ops, payload())
+    finally:
+        repair()
+    # The downgrade itself is done (and audited); the 503 makes Alertmanager retry ...
+    assert failed.status_code == 503, failed.text
+    assert ops.state.mode_store.read().state.mode is ValidationMode.WARN
+    assert len(alertmanager_audit_rows(ops)) == 1
+    # ... and the retry finds the mode lowered and remembers the delivery, so a later repeat is inert.
+    assert deliver(ops, payload()).json()["result"] == "unchanged"
+    ops.set_mode("enforce")
+    assert deliver(ops, payload()).json()["result"] == "duplicate"
+    assert ops.state.mode_store.read().state.mode is ValidationMode.ENFORCE
+
+
 @pytest.mark.parametrize("mode", ["warn", "off"])
 def test_never_raises_strictness(ops: ApiClient, mode: str) -> None:
     ops.set_mode(mode)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from fundmodel.api.app import create_app
+from fundmodel.api.dependencies import StageValidationDep
+from fundmodel.observability.logging import configure_logging
 from tests.conftest import ApiClient, settings_for
 
 PROBLEM = "application/problem+json"
@@ -109,3 +119,68 @@ def test_anonymous_client_only_in_the_embedded_default(database_url: str) -> Non
             assert response.status_code == 200
         else:
             _assert_problem(response, 401, "UNAUTHENTICATED")
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configure_logging("DEBUG", stream=stream, cache_loggers=False)
+    try:
+        yield stream
+    finally:
+        structlog.reset_defaults()
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def _events(stream: io.StringIO, name: str) -> list[dict[str, Any]]:
+    parsed = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    return [event for event in parsed if event.get("event") == name]
+
+
+def test_an_unexpected_500_carries_and_logs_the_request_id(
+    database_url: str, log_stream: io.StringIO
+) -> None:
+    registry = CollectorRegistry()
+    app = create_app(settings_for(database_url), registry=registry, configure_logs=False)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/boom", headers={"X-Request-ID": "req-500-check"})
+        generated = client.get("/boom")
+    body = _assert_problem(response, 500, "INTERNAL_ERROR")
+    assert response.headers["x-request-id"] == "req-500-check"
+    assert body["requestId"] == "req-500-check"
+    assert body["instance"] == "/boom"
+    # Without a usable client id the generated one is reported the same way.
+    assert generated.json()["requestId"] == generated.headers["x-request-id"]
+
+    logged = _events(log_stream, "unhandled_error")
+    assert [event["request_id"] for event in logged] == ["req-500-check", generated.headers["x-request-id"]]
+    assert logged[0]["path"] == "/boom"
+    assert logged[0]["error_type"] == "RuntimeError"
+    assert "secret internals" in json.dumps(logged[0]["exception"])  # in the log, never in the body
+    assert "secret internals" not in response.text
+    labels = {"route": "other", "method": "GET", "status_class": "5xx"}
+    assert registry.get_sample_value("fundmodel_http_requests_total", labels) == 2
+
+
+def test_a_500_of_a_validated_endpoint_keeps_the_validation_headers(api: ApiClient) -> None:
+    app: Any = api.http.app  # the running app: a test-only route is added to it
+
+    @app.post("/boom-after-validation")
+    def boom_after_validation(validation: StageValidationDep) -> None:
+        validation.stage("Series A")
+        raise RuntimeError("after validation")
+
+    response = api.request("POST", "/boom-after-validation")
+    _assert_problem(response, 500, "INTERNAL_ERROR")
+    assert response.headers["x-stage-validation-mode"] == "warn"
+    assert response.headers["deprecation"]
+    assert response.json()["requestId"] == response.headers["x-request-id"]

@@ -48,6 +48,15 @@ STAGES: dict[str, Any] = {
     "malformed": 42,
 }
 QUERY_STAGES: dict[str, str] = {**STAGES, "malformed": "x" * 100}
+# Stage names as keys of per-stage overrides: the known key's override must reach the engine.
+SEED_OVERRIDE = {"checkSize": 2e6}
+PROFILE_KEYS: dict[str, dict[str, Any]] = {
+    "canonical": {"seed": SEED_OVERRIDE},
+    "alias": {"Seed": SEED_OVERRIDE},
+    "unknown": {"seed": SEED_OVERRIDE, "mezzanine": {"checkSize": 1e6}},
+    "malformed": {"x" * 100: SEED_OVERRIDE},
+}
+SEED_CHECK_WITH_OVERRIDE = 2_037_500.0  # the default seed profile gives 1,273,437.50 for this fund
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,28 @@ def _simulate(api: ApiClient, _fund: int, kind: str) -> Any:
 def _check_simulate(body: dict[str, Any], kind: str, _mode: str) -> None:
     used = body["result"]["stageDistribution"]
     assert used == pytest.approx(CANONICAL_WEIGHTS[kind])
+
+
+def _simulate_profiles(api: ApiClient, _fund: int, kind: str) -> Any:
+    body = {
+        "fundSize": 1e8,
+        "stageDistribution": DISTRIBUTIONS["canonical"],
+        "stageProfiles": PROFILE_KEYS[kind],
+        "iterations": 50,
+        "seed": 7,
+    }
+    return api.request("POST", "/api/monte-carlo/simulate", json=body)
+
+
+def _check_simulate_profiles(body: dict[str, Any], kind: str, _mode: str) -> None:
+    checks = body["result"]["capital"]["initialCheckByStage"]
+    # The seed override applied under any spelling; an unknown key changed nothing else.
+    assert checks["seed"] == pytest.approx(SEED_CHECK_WITH_OVERRIDE)
+    assert checks["series_a"] == pytest.approx(2_910_714.285714286)
+    if kind == "unknown" and body["warnings"]:
+        [warning] = body["warnings"]
+        assert warning["field"] == "stageProfiles.mezzanine"
+        assert "default stage profiles apply" in warning["message"]
 
 
 def _compare(api: ApiClient, _fund: int, kind: str) -> Any:
@@ -150,6 +181,8 @@ FAMILIES = [
     Family("strategy replace", _replace_strategy, _check_replaced),
     Family("company create", _create_company, _check_company, success=201),
     Family("companies filter", _filter_companies, _check_filter),
+    # Same endpoint, the other stage-keyed field: the keys of the per-stage profile overrides.
+    Family("monte-carlo simulate stageProfiles", _simulate_profiles, _check_simulate_profiles),
 ]
 
 
@@ -288,3 +321,22 @@ def test_enforce_rejects_a_sum_mismatch_warn_renormalizes(
     assert rejected.json()["code"] == "INVALID_STAGE_DISTRIBUTION"
     assert warned.status_code == family.success, warned.text
     assert "SUM_MISMATCH" in [w["code"] for w in warned.json()["warnings"]]
+    # Renormalizing a bad sum is deprecated legacy behaviour: flagged like an unknown name (as documented).
+    _assert_deprecation_headers(rejected.headers, present=True)
+    _assert_deprecation_headers(warned.headers, present=True)
+
+
+@pytest.mark.parametrize("family", FAMILIES[:4], ids=lambda f: f.name)
+def test_off_renormalizes_a_sum_mismatch_silently(matrix_api: tuple[ApiClient, int], family: Family) -> None:
+    api, fund = matrix_api
+    original = DISTRIBUTIONS["canonical"]
+    DISTRIBUTIONS["canonical"] = {"seed": 0.5, "series_a": 0.3}
+    try:
+        api.set_mode("off")
+        silent = family.call(api, fund, "canonical")
+    finally:
+        DISTRIBUTIONS["canonical"] = original
+    assert silent.status_code == family.success, silent.text
+    assert silent.json()["warnings"] == []
+    _assert_mode_header(silent.headers, "off")
+    _assert_deprecation_headers(silent.headers, present=False)

@@ -35,6 +35,7 @@ from fundmodel.observability.metrics import (
     render_metrics,
     reset_multiprocess_dir,
 )
+from fundmodel.observability.mode_change_counts import ModeChangeCounts
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
@@ -147,8 +148,9 @@ def test_unknown_label_values_become_other(metrics: ServiceMetrics, registry: Co
     http = "fundmodel_http_requests_total"
     assert value(registry, http, route=OTHER, method=OTHER, status_class="4xx") == 1
     assert value(registry, http, route="/api/funds", method="GET", status_class=OTHER) == 1
-    metrics.count_mode_change("cron")
-    assert value(registry, "fundmodel_stage_validation_mode_changes_total", source=OTHER) == 1
+    metrics.mode_changes.attach(lambda: {"cron": 2, "manual": 1}, ttl_seconds=0)
+    assert value(registry, "fundmodel_stage_validation_mode_changes_total", source=OTHER) == 2
+    assert value(registry, "fundmodel_stage_validation_mode_changes_total", source="manual") == 1
     metrics.count_webhook("<script>")
     name = "fundmodel_stage_validation_webhook_requests_total"
     assert value(registry, name, result=OTHER) == 1
@@ -216,12 +218,108 @@ def test_set_mode_marks_exactly_one_mode(metrics: ServiceMetrics, registry: Coll
 
 def test_counters_and_cache_age(metrics: ServiceMetrics, registry: CollectorRegistry) -> None:
     metrics.count_mode_store_error()
-    metrics.count_mode_change("alertmanager")
     metrics.set_mode_cache_age(1.5)
     assert value(registry, "fundmodel_stage_validation_mode_store_errors_total") == 1
-    name = "fundmodel_stage_validation_mode_changes_total"
-    assert value(registry, name, source="alertmanager") == 1
     assert value(registry, "fundmodel_stage_validation_mode_cache_age_seconds") == 1.5
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingReader:
+    """Stands in for the audit-table query: counts per source, and how often it was asked."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+        self.calls = 0
+        self.fail = False
+
+    def __call__(self) -> dict[str, int]:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("database unreachable")
+        return dict(self.counts)
+
+
+MODE_CHANGES = "fundmodel_stage_validation_mode_changes_total"
+
+
+def mode_changes_collector(reader: CountingReader, clock: FakeClock) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    collector = ModeChangeCounts(MODE_CHANGE_SOURCES, other=OTHER, clock=clock)
+    registry.register(collector)
+    collector.attach(reader, ttl_seconds=2.0)
+    return registry
+
+
+def test_mode_changes_are_read_at_scrape_time_and_cached_briefly() -> None:
+    clock, reader = FakeClock(), CountingReader({"manual": 2, "rollout": 3})
+    registry = mode_changes_collector(reader, clock)
+    assert reader.calls == 0  # registering does not query
+    assert value(registry, MODE_CHANGES, source="rollout") == 3
+    assert value(registry, MODE_CHANGES, source="alertmanager") == 0  # known sources always reported
+    reader.counts["rollout"] = 4  # e.g. `fundmodel rollout advance` in another process
+    assert value(registry, MODE_CHANGES, source="rollout") == 3  # within the TTL: the cached count
+    assert reader.calls == 1
+    clock.now += 2.0
+    assert value(registry, MODE_CHANGES, source="rollout") == 4
+    assert reader.calls == 2
+
+
+def test_a_change_made_by_this_process_shows_at_the_next_scrape(
+    metrics: ServiceMetrics, registry: CollectorRegistry
+) -> None:
+    reader = CountingReader({"alertmanager": 0})
+    metrics.mode_changes.attach(reader, ttl_seconds=3600.0)
+    assert value(registry, MODE_CHANGES, source="alertmanager") == 0
+    reader.counts["alertmanager"] = 1
+    assert value(registry, MODE_CHANGES, source="alertmanager") == 0  # cached
+    metrics.count_mode_change("alertmanager")  # the webhook just wrote its audit row
+    assert value(registry, MODE_CHANGES, source="alertmanager") == 1
+
+
+def test_an_unreadable_audit_keeps_the_last_counts_and_never_fails_the_scrape() -> None:
+    clock, reader = FakeClock(), CountingReader({"manual": 5})
+    registry = mode_changes_collector(reader, clock)
+    reader.fail = True
+    assert value(registry, MODE_CHANGES, source="manual") is None  # never read: absent, not a false 0
+    clock.now += 1.0
+    assert value(registry, MODE_CHANGES, source="manual") is None
+    assert reader.calls == 1  # a failed read also waits out the TTL
+    reader.fail = False
+    clock.now += 2.0
+    assert value(registry, MODE_CHANGES, source="manual") == 5
+    reader.fail = True
+    clock.now += 2.0
+    assert value(registry, MODE_CHANGES, source="manual") == 5  # counters never drop back to zero
+    assert render_metrics(registry)[0]  # the scrape still answers
+
+
+def test_multiprocess_output_reports_mode_changes_once_not_per_worker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pids = run_workers(tmp_path, [("warn", 1, 0), ("warn", 1, 0), ("enforce", 1, 0)])
+    assert len(pids) == 3
+    monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))
+    reader = CountingReader({"manual": 2, "alertmanager": 1, "rollout": 4})
+    collector = ModeChangeCounts(MODE_CHANGE_SOURCES, other=OTHER)
+    collector.attach(reader, ttl_seconds=2.0)
+    body, _ = render_metrics(None, scrape_time=[collector])
+    families = [f for f in text_string_to_metric_families(body.decode()) if f.name == MODE_CHANGES[:-6]]
+    assert len(families) == 1
+    assert sample_value(body, MODE_CHANGES, source="rollout") == 4
+    assert sample_value(body, MODE_CHANGES, source="manual") == 2
+    assert sample_value(body, MODE_CHANGES, source="alertmanager") == 1
+    # The workers' own files hold no mode-change values that could be summed.
+    assert b"mode_changes" not in b"".join(path.read_bytes() for path in tmp_path.glob("*.db"))
+    if PROMTOOL is not None:
+        result = promtool_check(body)
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_render_metrics_single_process(metrics: ServiceMetrics, registry: CollectorRegistry) -> None:

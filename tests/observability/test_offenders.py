@@ -17,6 +17,7 @@ from fundmodel.observability.offenders import (
     OffenderLogSampler,
     user_agent_hash,
 )
+from fundmodel.settings import load_settings
 
 from .conftest import LogCapture
 
@@ -161,3 +162,40 @@ def test_zero_limit_with_full_fraction_logs_everything(
 def test_invalid_configuration_is_refused(metrics: ServiceMetrics, per_minute: int, fraction: float) -> None:
     with pytest.raises(ConfigurationError):
         OffenderLogSampler(metrics, per_minute=per_minute, fraction=fraction)
+
+
+# --- configuration: STAGE_OFFENDER_LOG_PER_MINUTE / STAGE_OFFENDER_LOG_SAMPLE_FRACTION ---------------
+
+
+def test_sampling_settings_default_to_the_documented_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STAGE_OFFENDER_LOG_PER_MINUTE", raising=False)
+    monkeypatch.delenv("STAGE_OFFENDER_LOG_SAMPLE_FRACTION", raising=False)
+    settings = load_settings()
+    assert (settings.stage_offender_log_per_minute, settings.stage_offender_log_sample_fraction) == (60, 0.01)
+
+
+def test_sampling_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STAGE_OFFENDER_LOG_PER_MINUTE", "5")
+    monkeypatch.setenv("STAGE_OFFENDER_LOG_SAMPLE_FRACTION", "0.25")
+    settings = load_settings()
+    assert (settings.stage_offender_log_per_minute, settings.stage_offender_log_sample_fraction) == (5, 0.25)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("STAGE_OFFENDER_LOG_PER_MINUTE", "-1", "greater than or equal to 0"),
+        ("STAGE_OFFENDER_LOG_PER_MINUTE", "lots", "valid integer"),
+        ("STAGE_OFFENDER_LOG_SAMPLE_FRACTION", "1.5", "less than or equal to 1"),
+        ("STAGE_OFFENDER_LOG_SAMPLE_FRACTION", "-0.1", "greater than or equal to 0"),
+        ("STAGE_OFFENDER_LOG_SAMPLE_FRACTION", "nan", "finite number"),
+    ],
+)
+def test_invalid_sampling_settings_refuse_to_start_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    assert f"{variable}: " in raised.value.detail
+    assert message in raised.value.detail

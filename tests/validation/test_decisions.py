@@ -5,7 +5,13 @@ from hypothesis import given
 
 from fundmodel.errors import InvalidStageDistributionError, InvalidStageError, MalformedStageInputError
 from fundmodel.stages import Stage
-from fundmodel.validation import Outcome, ValidationMode, validate_stage, validate_stage_distribution
+from fundmodel.validation import (
+    Outcome,
+    ValidationMode,
+    validate_stage,
+    validate_stage_distribution,
+    validate_stage_keys,
+)
 
 from ..stages.strategies import json_values
 
@@ -165,3 +171,112 @@ def test_malformed_stage(mode: ValidationMode, raw: object) -> None:
     decision = validate_stage(raw, mode)
     assert decision.outcome is Outcome.MALFORMED
     assert isinstance(decision.error, MalformedStageInputError)
+
+
+def test_a_sum_mismatch_is_flagged_with_the_deprecation_headers_when_warned() -> None:
+    # Renormalizing a bad sum is the lenient legacy behaviour enforce retires: flagged like unknown names.
+    warned = validate_stage_distribution({"seed": 0.2, "series_a": 0.2}, WARN)
+    assert warned.outcome is Outcome.WOULD_REJECT
+    assert warned.deprecated_input
+    assert not validate_stage_distribution({"seed": 0.2, "series_a": 0.2}, OFF).deprecated_input
+
+
+# --- stage names as keys of per-stage overrides ---------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_canonical_keys_are_valid(mode: ValidationMode) -> None:
+    decision = validate_stage_keys(["seed", "growth"], mode)
+    assert decision.outcome is Outcome.VALID
+    assert decision.stages == {"seed": Stage.SEED, "growth": Stage.GROWTH}
+    assert (decision.warnings, decision.deprecated_input, decision.offending_names) == ((), False, ())
+
+
+@pytest.mark.parametrize(("mode", "warned"), [(OFF, False), (WARN, True), (ENFORCE, True)])
+def test_alias_keys_are_normalized(mode: ValidationMode, warned: bool) -> None:
+    decision = validate_stage_keys(["Series A", "seed"], mode)
+    assert decision.outcome is Outcome.NORMALIZED_ALIAS
+    assert decision.stages == {"Series A": Stage.SERIES_A, "seed": Stage.SEED}
+    assert decision.deprecated_input is warned
+    assert decision.offending_names == ("Series A",)
+    assert [w.to_json() for w in decision.warnings] == (
+        [
+            {
+                "code": "DEPRECATED_ALIAS",
+                "field": "stageProfiles.Series A",
+                "message": "'Series A' is a deprecated spelling of 'series_a'; send 'series_a' instead.",
+                "value": "Series A",
+                "normalizedTo": "series_a",
+            }
+        ]
+        if warned
+        else []
+    )
+
+
+@pytest.mark.parametrize(("mode", "outcome"), [(OFF, Outcome.UNKNOWN_ACCEPTED), (WARN, Outcome.WOULD_REJECT)])
+def test_unknown_keys_are_dropped_when_lenient(mode: ValidationMode, outcome: Outcome) -> None:
+    decision = validate_stage_keys(["seed", "Seris A", "Series B"], mode)
+    assert decision.outcome is outcome
+    assert decision.accepted
+    assert decision.stages == {"seed": Stage.SEED, "Series B": Stage.SERIES_B}
+    assert decision.offending_names == ("Seris A", "Series B")
+    assert decision.deprecated_input is (mode is WARN)
+    if mode is WARN:
+        unknown, alias = (w.to_json() for w in decision.warnings)
+        assert alias["code"] == "DEPRECATED_ALIAS"
+        assert unknown["code"] == "UNKNOWN_STAGE"
+        assert unknown["field"] == "stageProfiles.Seris A"
+        assert unknown["suggestions"][0] == "series_a"
+        assert "override was ignored and the default stage profiles apply" in unknown["message"]
+    else:
+        assert decision.warnings == ()
+
+
+def test_unknown_keys_are_rejected_under_enforce() -> None:
+    decision = validate_stage_keys(["seed", "Seris A", "mezzanine"], ENFORCE, field="x")
+    assert decision.outcome is Outcome.REJECTED
+    assert decision.stages == {}
+    assert isinstance(decision.error, InvalidStageError)
+    assert decision.error.detail == "x names unknown stages: 'Seris A', 'mezzanine'"
+    assert decision.error.extra["invalid"] == ["Seris A", "mezzanine"]
+    assert decision.error.extra["suggestions"]["Seris A"][0] == "series_a"
+    assert decision.deprecated_input
+
+
+def test_alias_keys_after_the_sunset_are_rejected_under_enforce_only() -> None:
+    rejected = validate_stage_keys(["Series A"], ENFORCE, aliases_accepted=False)
+    assert rejected.outcome is Outcome.REJECTED
+    assert rejected.error is not None
+    assert "no longer accepted" in rejected.error.detail
+    assert rejected.error.extra["suggestions"] == {"Series A": ["series_a"]}
+    assert validate_stage_keys(["Series A"], WARN, aliases_accepted=False).accepted
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_two_keys_for_one_stage_are_malformed_in_every_mode(mode: ValidationMode) -> None:
+    decision = validate_stage_keys(["seed", "Seed", "series_a"], mode)
+    assert decision.outcome is Outcome.MALFORMED
+    assert isinstance(decision.error, MalformedStageInputError)
+    assert decision.error.code == "DUPLICATE_STAGE"
+    assert decision.error.extra["invalid"] == ["seed", "Seed"]
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize("keys", [[""], ["   "], ["x" * 65], [3], [f"s{i}" for i in range(33)]])
+def test_malformed_keys(mode: ValidationMode, keys: list[object]) -> None:
+    decision = validate_stage_keys(keys, mode)
+    assert decision.outcome is Outcome.MALFORMED
+    assert isinstance(decision.error, MalformedStageInputError)
+    assert decision.error.code == "MALFORMED_STAGE"
+    assert "x" * 65 not in decision.error.detail  # the offending key is not echoed back
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+@given(raw=json_values)
+def test_key_decisions_never_raise(mode: ValidationMode, raw: object) -> None:
+    keys = list(raw) if isinstance(raw, dict | list) else [raw]
+    decision = validate_stage_keys(keys, mode)
+    assert (decision.error is None) == (decision.outcome not in {Outcome.REJECTED, Outcome.MALFORMED})
+    assert len(decision.offending_names) <= 5
+    assert len(set(decision.stages.values())) == len(decision.stages)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio
 import anyio.to_thread
@@ -26,6 +27,7 @@ from fundmodel.db.mode_store import ModeStore
 from fundmodel.engines.montecarlo import warm_up
 from fundmodel.observability.logging import configure_logging
 from fundmodel.observability.metrics import ServiceMetrics
+from fundmodel.observability.mode_change_counts import audit_counts_by_source
 from fundmodel.observability.offenders import OffenderLogSampler
 from fundmodel.settings import Settings, get_settings
 from fundmodel.validation import DeprecationPolicy, ModeState
@@ -51,6 +53,10 @@ def create_app(
         engine = create_db_engine(resolved.database_url)
         store = ModeStore(engine, default=ModeState(resolved.stage_validation_mode))
         await anyio.to_thread.run_sync(store.refresh)
+        # Counted from the audit table: changes made by the CLI or the rollout controller count too.
+        metrics.mode_changes.attach(
+            partial(audit_counts_by_source, engine), ttl_seconds=resolved.stage_mode_cache_ttl_seconds
+        )
         app.state.fundmodel = AppState(
             settings=resolved,
             engine=engine,
@@ -60,7 +66,11 @@ def create_app(
             validator=StageValidator(
                 mode_store=store,
                 metrics=metrics,
-                offenders=OffenderLogSampler(metrics),
+                offenders=OffenderLogSampler(
+                    metrics,
+                    per_minute=resolved.stage_offender_log_per_minute,
+                    fraction=resolved.stage_offender_log_sample_fraction,
+                ),
                 policy=DeprecationPolicy(resolved.stage_deprecation_date, resolved.stage_sunset_date),
                 canary_salt=resolved.stage_canary_salt,
             ),

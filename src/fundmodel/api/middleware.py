@@ -1,6 +1,8 @@
-"""ASGI middleware: request ids, HTTP metrics by route template, and the stage-validation headers.
+"""ASGI middleware: request ids, HTTP metrics by route template, the stage-validation headers, and 500s.
 
-Pure ASGI (no BaseHTTPMiddleware) so the per-request overhead stays a few microseconds.
+Pure ASGI (no BaseHTTPMiddleware) so the per-request overhead stays a few microseconds. Unexpected errors
+are rendered here rather than by Starlette's outermost ServerErrorMiddleware, which runs outside this
+middleware: only here do the 500 problem and its ``unhandled_error`` log line know the request id.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fundmodel.api.problems import internal_error_response
 from fundmodel.api.stage_validation import STATE_KEY, RequestStageValidation
 from fundmodel.observability.metrics import ServiceMetrics
 
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+_log = structlog.get_logger("fundmodel.api")
 
 
 class RequestMiddleware:
@@ -36,10 +41,12 @@ class RequestMiddleware:
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = 500
+        started_response = False
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
+                started_response = True
                 status = int(message["status"])
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode("ascii")))
@@ -55,6 +62,15 @@ class RequestMiddleware:
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_headers)
+            except Exception as error:
+                if started_response:
+                    # Too late for a problem document: the outermost handler logs it (with the request
+                    # id from the scope state) and the server aborts the response.
+                    raise
+                path = str(scope.get("path", ""))
+                _log.exception("unhandled_error", path=path, error_type=type(error).__name__)
+                response = internal_error_response(instance=path, request_id=request_id)
+                await response(scope, receive, send_with_headers)
             finally:
                 route = scope.get("route")
                 template = getattr(route, "path", None) or "unmatched"

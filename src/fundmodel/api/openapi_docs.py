@@ -18,11 +18,19 @@ The current mode is in the `X-Stage-Validation-Mode` response header and in `GET
 | canonical (`series_a`) | accepted | accepted | accepted |
 | alias (`Series A`) | normalized | normalized + headers + `warnings` | same as warn (*) |
 | unknown (`mezzanine`) | dropped, renormalized | dropped + headers + `warnings` | **400** `INVALID_STAGE` |
-| weights sum != 1 | renormalized | renormalized + `warnings` | **400** `INVALID_STAGE_DISTRIBUTION` |
+| sum != 1 | renormalized | renormalized + headers + `warnings` | **400** `INVALID_STAGE_DISTRIBUTION` |
 | malformed | **422** | **422** | **422** |
 
-(*) until the Sunset date. Malformed: not an object, NaN, negative, bool, string weights, limits
-exceeded. "headers": `Deprecation`, `Sunset`, `Link`.
+(*) until the Sunset date. "sum != 1": the weights do not sum to 1 within 0.001. Malformed: not an
+object, NaN, negative, bool, string weights, limits exceeded. "headers": `Deprecation`, `Sunset`,
+`Link`, also on the 400s (a renormalized sum is flagged too: it is the lenient legacy behaviour that
+`enforce` retires). In warn and enforce, every response of a validated endpoint carries
+`X-Stage-Validation-Mode` (and the deprecation headers when they apply) once the client is
+authenticated and the JSON body parsed: successes and errors alike (400, 404, 409, 422, 500), never 401.
+
+The keys of `stageProfiles` (Monte Carlo) follow the same table: an unknown key is dropped in off/warn,
+so the default profile applies; two keys naming one stage (`seed`, `Seed`) are a **422**
+`DUPLICATE_STAGE` in every mode.
 
 Errors are RFC 9457 `application/problem+json` documents with `type`, `title`, `status`,
 `detail`, a stable `code`, and for stage errors `invalid`, `suggestions` and `validStages`.
@@ -35,11 +43,13 @@ _HEADER_DOCS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "enum": ["warn", "enforce"]},
     },
     "Deprecation": {
-        "description": "RFC 9745: `@<epoch-seconds>` when a deprecated stage spelling was used.",
+        "description": "RFC 9745: `@<epoch-seconds>` when the request relied on deprecated stage "
+        "handling: an alias, an unknown name, or weights that had to be renormalized.",
         "schema": {"type": "string", "example": "@1796083200"},
     },
     "Sunset": {
-        "description": "RFC 8594: HTTP-date after which deprecated spellings are rejected.",
+        "description": "RFC 8594: HTTP-date after which deprecated spellings are rejected "
+        "(sent with `Deprecation`).",
         "schema": {"type": "string", "example": "Tue, 01 Jun 2027 00:00:00 GMT"},
     },
     "Link": {
@@ -53,12 +63,21 @@ def validation_headers_doc() -> dict[str, dict[str, Any]]:
     return {name: dict(doc) for name, doc in _HEADER_DOCS.items()}
 
 
+# Validation runs after authentication, so a 401 never carries the validation headers.
+_BEFORE_VALIDATION = frozenset({401})
+
+
 def validated_responses(success: int, *problems: int) -> dict[int | str, dict[str, Any]]:
-    """Responses of an endpoint that validates stages: headers on success and on 400/422."""
+    """Responses of an endpoint that validates stages: the validation headers on every one of them.
+
+    The middleware adds them to whatever response leaves once validation has started (success, 400,
+    422, and the endpoint's own 404/409/...), so each is documented; only 401 precedes validation.
+    """
     responses = problem_responses(400, 401, 422, *problems)
     responses[success] = {"headers": validation_headers_doc()}
-    for status in (400, 422):
-        responses[status]["headers"] = validation_headers_doc()
+    for status, response in responses.items():
+        if status not in _BEFORE_VALIDATION:
+            response["headers"] = validation_headers_doc()
     return responses
 
 

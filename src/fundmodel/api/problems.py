@@ -79,6 +79,10 @@ class Problem(ApiModel):
     conflicts: list[dict[str, JsonValue]] | None = Field(
         default=None, description="Rows whose version changed since the client read them."
     )
+    request_id: str | None = Field(
+        default=None,
+        description="On 500: the request id (also the X-Request-ID header) under which it was logged.",
+    )
 
 
 def status_for(error: FundmodelError) -> int:
@@ -170,14 +174,25 @@ async def _handle_http_exception(request: Request, error: StarletteHTTPException
     )
 
 
-async def _handle_unexpected(request: Request, error: Exception) -> JSONResponse:
-    _log.exception("unhandled_error", path=request.url.path, error_type=type(error).__name__)
+def internal_error_response(*, instance: str | None, request_id: str | None) -> JSONResponse:
+    """The 500 problem of an unexpected error: no details, but the request id to find it in the logs."""
     return problem_response(
         500,
         "INTERNAL_ERROR",
         "the server failed to handle this request; it has been logged",
-        instance=request.url.path,
+        instance=instance,
+        extra={"requestId": request_id},
     )
+
+
+async def _handle_unexpected(request: Request, error: Exception) -> JSONResponse:
+    # Last resort, in Starlette's outermost middleware: errors of the app are rendered (with the request
+    # id) by RequestMiddleware; only a failure outside it, in that middleware itself, lands here.
+    request_id = getattr(request.state, "request_id", None)
+    _log.exception(
+        "unhandled_error", path=request.url.path, error_type=type(error).__name__, request_id=request_id
+    )
+    return internal_error_response(instance=request.url.path, request_id=request_id)
 
 
 def _describe_validation_error(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,9 +9,10 @@ response leaves, success or problem document.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fundmodel.auth.models import Principal
 from fundmodel.db.mode_store import ModeStore
@@ -23,11 +24,16 @@ from fundmodel.validation import (
     DeprecationPolicy,
     DistributionDecision,
     StageDecision,
+    StageKeysDecision,
     ValidationMode,
     validate_stage,
     validate_stage_distribution,
+    validate_stage_keys,
     validation_headers,
 )
+
+_Value = TypeVar("_Value")
+Decision = DistributionDecision | StageDecision | StageKeysDecision
 
 STATE_KEY = "stage_validation"
 DEPRECATIONS_PATH = "/api/deprecations"
@@ -86,7 +92,7 @@ class StageValidator:
     def record(
         self,
         validation: RequestStageValidation,
-        decision: DistributionDecision | StageDecision,
+        decision: Decision,
         seconds: float,
     ) -> None:
         mode = validation.client_mode.mode.value
@@ -136,11 +142,26 @@ class RequestStageValidation:
         self._absorb(decision, time.perf_counter() - started)
         return decision
 
+    def stage_keyed(self, raw: Mapping[str, _Value], *, field: str) -> dict[Stage, _Value]:
+        """A mapping keyed by stage names (per-stage overrides) re-keyed by canonical stage, or raise.
+
+        Unknown keys are dropped in off/warn (their values are never used); an empty mapping is not a
+        validation (nothing was sent), so it is neither counted nor logged.
+        """
+        if not raw:
+            return {}
+        started = time.perf_counter()
+        decision = validate_stage_keys(
+            raw.keys(), self.client_mode.mode, field=field, aliases_accepted=self.aliases_accepted
+        )
+        self._absorb(decision, time.perf_counter() - started)
+        return {stage: raw[key] for key, stage in decision.stages.items()}
+
     def response_headers(self) -> dict[str, str]:
         """Deprecation / Sunset / Link / X-Stage-Validation-Mode for this request (none in off)."""
         return self.validator.headers(self.client_mode.mode, self.deprecated_input)
 
-    def _absorb(self, decision: DistributionDecision | StageDecision, seconds: float) -> None:
+    def _absorb(self, decision: Decision, seconds: float) -> None:
         self.validator.record(self, decision, seconds)
         self.deprecated_input = self.deprecated_input or decision.deprecated_input
         self.warnings.extend(warning.to_json() for warning in decision.warnings)

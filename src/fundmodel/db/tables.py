@@ -134,3 +134,14 @@ stage_validation_audit = Table(
     Column("extra", JSON, nullable=False),
     Index("ix_stage_validation_audit_changed_at", "changed_at"),
 )
+
+stage_webhook_deliveries = Table(
+    "stage_webhook_deliveries",
+    metadata,
+    # sha256 hex of (groupKey, fingerprint, startsAt): the primary key makes "seen before" one indexed
+    # lookup and lets concurrent workers insert-or-ignore the same delivery without a race.
+    Column("idempotency_key", String(64), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("result", String(16), nullable=False),  # downgraded | unchanged
+    Column("audit_id", Integer, nullable=True),  # the stage_validation_audit row of a downgrade
+)

@@ -2,10 +2,15 @@
 
 Decision rules live in :mod:`fundmodel.observability.alertmanager` (pure); this module reads and writes
 the mode store. Idempotency on (groupKey, fingerprint, startsAt) survives restarts and spans workers
-and replicas: the keys a downgrade acted on are stored in its audit row (``extra.idempotencyKeys``),
-and every delivery is checked against the recent auto-downgrade audit rows before anything is written.
-The write itself is conditional (``only_if`` enforce, inside the store's transaction), so two workers
-handling the same delivery at once still produce exactly one downgrade.
+and replicas: every matching delivery's keys are recorded in ``stage_webhook_deliveries``
+(:mod:`fundmodel.mode_ops.deliveries`), whether it downgraded or found the mode already lenient, so a
+repeat never acts again, even after an operator raised the mode back to ``enforce``. The mode write is
+conditional (``only_if`` enforce, inside the store's transaction), so two workers handling the same
+delivery at once still produce exactly one downgrade.
+
+The keys of a downgrade are recorded right after the store's transaction commits (the audit row keeps
+them too). Should that second write fail, the webhook answers 503: Alertmanager's retry then finds the
+mode already lowered and records the keys as ``unchanged``.
 """
 
 from __future__ import annotations
@@ -15,11 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine
 
-from fundmodel.db.mode_store import ModeStore
-from fundmodel.db.tables import stage_validation_audit
+from fundmodel.db.mode_store import ModeChange, ModeStore
 from fundmodel.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -27,6 +30,7 @@ from fundmodel.errors import (
     StoreUnavailableError,
     WebhookPayloadError,
 )
+from fundmodel.mode_ops.deliveries import record_deliveries, seen_deliveries
 from fundmodel.mode_ops.tokens import WEBHOOK_TOKEN_ENV, require_token, webhook_token
 from fundmodel.observability.alertmanager import (
     AlertmanagerPayload,
@@ -47,16 +51,12 @@ from fundmodel.validation import ModeState, ValidationMode
 __all__ = [
     "AUDIT_SOURCE",
     "AUTO_DOWNGRADE_ACTOR",
-    "RECENT_DOWNGRADES_CHECKED",
     "AutoDowngrade",
     "WebhookOutcome",
-    "applied_delivery_keys",
 ]
 
 AUDIT_SOURCE = "alertmanager"
 AUTO_DOWNGRADE_ACTOR = "alertmanager"
-# Redeliveries come within hours (repeat_interval); a thousand downgrades back is far beyond that.
-RECENT_DOWNGRADES_CHECKED = 1000
 _MAX_LABEL_CHARS = 200
 _MAX_URL_CHARS = 500
 _MAX_ALERTS_AUDITED = 20
@@ -74,25 +74,6 @@ class WebhookOutcome:
     current: ModeState | None
     matching_alerts: int
     audit_id: int | None
-
-
-def applied_delivery_keys(engine: Engine, limit: int = RECENT_DOWNGRADES_CHECKED) -> frozenset[str]:
-    """Idempotency keys recorded by the most recent auto-downgrade audit rows."""
-    audit = stage_validation_audit
-    query = (
-        select(audit.c.extra).where(audit.c.source == AUDIT_SOURCE).order_by(audit.c.id.desc()).limit(limit)
-    )
-    try:
-        with engine.connect() as connection:
-            extras = connection.execute(query).scalars().all()
-    except SQLAlchemyError as exc:
-        raise StoreUnavailableError(f"mode audit unreadable: {type(exc).__name__}") from exc
-    keys: set[str] = set()
-    for extra in extras:
-        recorded = extra.get("idempotencyKeys") if isinstance(extra, dict) else None
-        if isinstance(recorded, list):
-            keys.update(key for key in recorded if isinstance(key, str))
-    return frozenset(keys)
 
 
 class AutoDowngrade:
@@ -168,12 +149,20 @@ class AutoDowngrade:
         requests = downgrade_requests(payload, label=label)
         if not requests:
             return WebhookOutcome("ignored", None, None, 0, None)
-        seen = applied_delivery_keys(self._engine)
+        seen = seen_deliveries(self._engine, [r.idempotency_key for r in requests])
         # The store, not this worker's cache: the cache may be up to one TTL behind a manual change.
         stored = self._store.read().state
         plan = plan_downgrade(requests, stored.mode.value, seen)
-        if plan.target_mode is None:
+        new_keys = [r.idempotency_key for r in plan.new_requests]
+        if plan.result == "duplicate":
             return WebhookOutcome(plan.result, stored, stored, len(requests), None)
+        if plan.target_mode is None:
+            # Already lenient: nothing to write to the mode store, but the delivery is remembered so a
+            # repeat after an operator re-enables enforce stays a duplicate.
+            recorded = record_deliveries(self._engine, new_keys, result="unchanged")
+            # Zero: another worker recorded this very delivery between our read and our write.
+            result = "unchanged" if recorded else "duplicate"
+            return WebhookOutcome(result, stored, stored, len(requests), None)
         change = self._store.set(
             ValidationMode(plan.target_mode),
             stored.canary_percent,
@@ -185,7 +174,15 @@ class AutoDowngrade:
         )
         if change.audit_id == 0:
             # Another worker (or an operator) lowered it between our read and our write.
+            record_deliveries(self._engine, new_keys, result="unchanged")
             return WebhookOutcome("unchanged", change.old, change.new, len(requests), None)
+        self._applied(change)
+        # After the downgrade's own bookkeeping: a failure here (503) must not hide the change itself.
+        record_deliveries(self._engine, new_keys, result="downgraded", audit_id=change.audit_id)
+        return WebhookOutcome("downgraded", change.old, change.new, len(requests), change.audit_id)
+
+    def _applied(self, change: ModeChange) -> None:
+        """This worker applies the downgrade at once, counts and logs it (the others within the TTL)."""
         self._metrics.count_mode_change(AUDIT_SOURCE)
         self._metrics.set_mode(change.new.mode.value, change.new.canary_percent)
         log_mode_change(
@@ -197,7 +194,6 @@ class AutoDowngrade:
             old_canary_percent=change.old.canary_percent,
             new_canary_percent=change.new.canary_percent,
         )
-        return WebhookOutcome("downgraded", change.old, change.new, len(requests), change.audit_id)
 
 
 def _group_key(payload: AlertmanagerPayload) -> str:

@@ -15,6 +15,11 @@ gauges use ``livemax`` deliberately:
 - ``fundmodel_stage_validation_canary_percent`` shows the widest enforcement exposure of any worker;
 - ``fundmodel_stage_validation_mode_cache_age_seconds`` shows the stalest worker's cached view.
 
+``fundmodel_stage_validation_mode_changes_total{source}`` is not kept in any process: it is read from the
+mode audit table at scrape time (:mod:`fundmodel.observability.mode_change_counts`), so it counts the
+changes of every process (the CLI and the rollout controller too) and is reported once, never summed
+over workers.
+
 "live" modes drop a worker's values once :func:`mark_worker_dead` runs for its pid, so a dead
 worker's last mode cannot keep an alert or a check alive. ``fundmodel.observability.worker_hooks``
 has the gunicorn hooks (``on_starting`` clears the directory, ``child_exit`` marks workers dead).
@@ -38,8 +43,10 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
 
 from fundmodel.errors import ConfigurationError
+from fundmodel.observability.mode_change_counts import ModeChangeCounts
 
 __all__ = [
     "COHORTS",
@@ -186,7 +193,6 @@ class ServiceMetrics:
         self._modes = _lookup(VALIDATION_MODES)
         self._outcomes = _lookup(VALIDATION_OUTCOMES)
         self._cohorts = _lookup(COHORTS)
-        self._sources = _lookup(MODE_CHANGE_SOURCES)
         self._webhook_results = _lookup(WEBHOOK_RESULTS)
         self._methods = _lookup(HTTP_METHODS)
 
@@ -229,12 +235,9 @@ class ServiceMetrics:
             registry=registry,
             multiprocess_mode="livemax",
         )
-        self.mode_changes = Counter(
-            "fundmodel_stage_validation_mode_changes",
-            "Mode changes written, by source.",
-            ["source"],
-            registry=registry,
-        )
+        # Read from the audit table at scrape time (the app attaches the reader once its engine exists).
+        self.mode_changes = ModeChangeCounts(MODE_CHANGE_SOURCES, other=OTHER)
+        registry.register(self.mode_changes)
         self.mode_store_errors = Counter(
             "fundmodel_stage_validation_mode_store_errors",
             "Failed reads or writes of the mode store.",
@@ -286,8 +289,6 @@ class ServiceMetrics:
                 self._http_request_children[key] = self.http_requests.labels(*key)
         for mode in VALIDATION_MODES:
             self.mode.labels(mode)
-        for source in MODE_CHANGE_SOURCES:
-            self.mode_changes.labels(source)
         for result in WEBHOOK_RESULTS:
             self.webhook_requests.labels(result)
         for endpoint in endpoint_values:
@@ -346,8 +347,18 @@ class ServiceMetrics:
             self.mode.labels(known).set(1.0 if known == mode else 0.0)
         self.canary_percent.set(canary_percent)
 
+    @property
+    def scrape_time_collectors(self) -> tuple[Collector, ...]:
+        """Collectors computed when scraped, outside ``PROMETHEUS_MULTIPROC_DIR`` (see render_metrics)."""
+        return (self.mode_changes,)
+
     def count_mode_change(self, source: str) -> None:
-        self.mode_changes.labels(self._sources.get(source, OTHER)).inc()
+        """This process wrote a change (already in the audit table, under ``source``): show it at once.
+
+        The count itself comes from the audit table, so changes made by other processes count too.
+        """
+        del source  # the audit row carries it
+        self.mode_changes.invalidate()
 
     def count_mode_store_error(self) -> None:
         self.mode_store_errors.inc()
@@ -366,11 +377,15 @@ def _multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
 
-def render_metrics(registry: CollectorRegistry | None) -> tuple[bytes, str]:
+def render_metrics(
+    registry: CollectorRegistry | None, *, scrape_time: Sequence[Collector] = ()
+) -> tuple[bytes, str]:
     """The ``GET /metrics`` body and content type.
 
     With ``PROMETHEUS_MULTIPROC_DIR`` set, the values of every worker are merged from that directory
-    (the passed registry is then not read, which would count this worker twice).
+    (the passed registry is then not read, which would count this worker twice), and the
+    ``scrape_time`` collectors (:attr:`ServiceMetrics.scrape_time_collectors`, values shared by every
+    worker) are added once. Without it, they are already in ``registry``.
     """
     path = _multiprocess_dir()
     if path is not None:
@@ -378,6 +393,8 @@ def render_metrics(registry: CollectorRegistry | None) -> tuple[bytes, str]:
             raise ConfigurationError(f"{MULTIPROC_ENV}={path!r} is not a directory")
         merged = CollectorRegistry()
         multiprocess.MultiProcessCollector(merged, path=path)  # type: ignore[no-untyped-call]
+        for collector in scrape_time:
+            merged.register(collector)
         return generate_latest(merged), METRICS_CONTENT_TYPE
     if registry is None:
         raise ConfigurationError(

@@ -1,8 +1,8 @@
 """Public JSON schemas of the Monte Carlo endpoints.
 
 The fund terms are exactly the engine's :class:`SimulationConfig` fields (copied, so the API documents
-them), except that ``stageDistribution`` is taken raw: it goes through the stage-validation layer first,
-and the engine then receives the decision's canonical weights.
+them), except that ``stageDistribution`` and the keys of ``stageProfiles`` are taken raw: they go through
+the stage-validation layer first, and the engine then receives the decisions' canonical stages.
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ _DISTRIBUTION_DESCRIPTION = (
 )
 
 if TYPE_CHECKING:
-    FundTerms = ApiModel
+
+    class FundTerms(ApiModel):
+        # The one field routes read directly (the rest only reaches the engine through model_dump).
+        stage_profiles: dict[str, StageProfileOverride]
+
 else:
     FundTerms = create_model(
         "FundTerms",
@@ -35,7 +39,13 @@ else:
             dict[str, StageProfileOverride],
             Field(
                 default_factory=dict,
-                description="Per-stage overrides of the default stage profiles.",
+                description=(
+                    "Per-stage overrides of the default stage profiles, keyed by stage name. Keys go "
+                    "through the stage-validation layer (see the mode table): aliases are normalized, "
+                    "an unknown key is ignored with a warning in off/warn (the default profile "
+                    "applies) and rejected with 400 INVALID_STAGE under enforce; two keys naming the "
+                    "same stage are a 422 DUPLICATE_STAGE in every mode."
+                ),
             ),
         ),
         **{

@@ -6,18 +6,36 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from fundmodel.engines.montecarlo import SimulationConfig, SimulationResult, compare, load_config, simulate
+from fundmodel.engines.montecarlo import (
+    SimulationConfig,
+    SimulationResult,
+    StageProfileOverride,
+    compare,
+    load_config,
+    simulate,
+)
 from fundmodel.errors import InvalidInputError
 from fundmodel.simulations.models import FundTerms
 from fundmodel.stages import Stage
 
-_TERMS_EXCLUDE = {"stage_distribution", "iterations", "seed", "alternatives"}
+# Stage-keyed fields are taken from the validation layer's decisions, never from the raw request.
+_TERMS_EXCLUDE = {"stage_distribution", "stage_profiles", "iterations", "seed", "alternatives"}
 
 
-def build_config(terms: FundTerms, weights: Mapping[Stage, float]) -> SimulationConfig:
-    """The engine configuration: the request's fund terms with canonical stage weights."""
+def build_config(
+    terms: FundTerms,
+    weights: Mapping[Stage, float],
+    profiles: Mapping[Stage, StageProfileOverride] | None = None,
+) -> SimulationConfig:
+    """The engine configuration: the request's fund terms with canonical stage weights and overrides."""
     data: dict[str, Any] = terms.model_dump(by_alias=True, exclude=_TERMS_EXCLUDE, exclude_unset=True)
     data["stageDistribution"] = {stage.value: weight for stage, weight in weights.items()}
+    if profiles:
+        # exclude_unset keeps an explicit "exitMultipleCap": null (remove the cap) distinct from absent.
+        data["stageProfiles"] = {
+            stage.value: override.model_dump(by_alias=True, exclude_unset=True)
+            for stage, override in profiles.items()
+        }
     return load_config(data)
 
 

@@ -8,9 +8,11 @@ from fundmodel.validation.cohort import cohort_bucket, in_canary_cohort
 from fundmodel.validation.decisions import (
     DistributionDecision,
     StageDecision,
+    StageKeysDecision,
     ValidationWarning,
     validate_stage,
     validate_stage_distribution,
+    validate_stage_keys,
 )
 from fundmodel.validation.headers import (
     DeprecationPolicy,
@@ -29,6 +31,7 @@ __all__ = [
     "ModeState",
     "Outcome",
     "StageDecision",
+    "StageKeysDecision",
     "ValidationMode",
     "ValidationWarning",
     "cohort_bucket",
@@ -37,5 +40,6 @@ __all__ = [
     "safe_header_value",
     "validate_stage",
     "validate_stage_distribution",
+    "validate_stage_keys",
     "validation_headers",
 ]

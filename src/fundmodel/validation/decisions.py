@@ -9,14 +9,24 @@ deprecated alias       normalized, silent           normalized + warning +      
 unknown name           dropped, weights             dropped, weights            400 INVALID_STAGE (rejected)
                        renormalized, silent         renormalized + warning +
                        (unknown_accepted)           headers (would_reject)
-weights sum != 1       renormalized, silent         renormalized + warning      400 INVALID_STAGE_DISTRIBUTION
+weights sum != 1       renormalized, silent         renormalized + warning +    400 INVALID_STAGE_DISTRIBUTION
+                       (unknown_accepted)           headers (would_reject)      (rejected)
 malformed              422 (malformed)              422 (malformed)             422 (malformed)
 =====================  ===========================  ==========================  =============================
+
+A sum mismatch carries the deprecation headers like an unknown name: renormalizing a bad sum is the lenient
+legacy behaviour that ``enforce`` retires (the "lenient-unknown-stages" deprecation), not a style issue.
 
 For a single stage field (a company's ``stage``, a ``?stage=`` filter) an accepted unknown name is kept as
 sent, trimmed (``stored_value``), since there are no weights to drop it from. Non-strings, empty and
 over-long names are malformed there. When a distribution has no known stage with positive weight left
 after dropping unknown names, there is nothing to use: 422 in every mode.
+
+Stage names used as the keys of per-stage overrides (``stageProfiles``, :func:`validate_stage_keys`) follow
+the same table, except that an accepted unknown key is dropped: there is no stage to apply its override to,
+so the default profile applies (the warning says so). Two keys naming the same stage (``seed`` and ``Seed``)
+are malformed (422 ``DUPLICATE_STAGE``) in every mode: overrides are partial objects with no natural way to
+merge them, and silently keeping one would simulate something the client did not ask for.
 
 Deprecated aliases stay accepted under ``enforce`` until the Sunset date; pass ``aliases_accepted=False``
 after it, and they are rejected like unknown names (with their canonical name as the suggestion).
@@ -24,7 +34,8 @@ after it, and they are rejected like unknown names (with their canonical name as
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -35,6 +46,8 @@ from fundmodel.errors import (
     MalformedStageInputError,
 )
 from fundmodel.stages import (
+    MAX_ENTRIES,
+    MAX_STAGE_NAME_LENGTH,
     STAGE_ORDER,
     MatchKind,
     ProblemCode,
@@ -47,6 +60,8 @@ from fundmodel.validation.mode import ValidationMode
 from fundmodel.validation.outcome import Outcome
 
 MAX_OFFENDING_NAMES = 5
+MAX_STAGE_KEYS = MAX_ENTRIES
+"""More override keys than this are malformed (there are eight stages), like a too-long distribution."""
 VALID_STAGES: tuple[str, ...] = tuple(stage.value for stage in STAGE_ORDER)
 _ACCEPTED_UNKNOWN_OUTCOME = {
     ValidationMode.OFF: Outcome.UNKNOWN_ACCEPTED,
@@ -296,6 +311,165 @@ def validate_stage(
         warnings=(warning,),
         deprecated_input=True,
         offending_names=(raw,),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StageKeysDecision:
+    """The decision on the stage names used as keys of per-stage overrides (``stageProfiles``)."""
+
+    outcome: Outcome
+    stages: dict[str, Stage]
+    """Each kept key, as sent, with its canonical stage (unknown keys dropped in off/warn); empty on error."""
+    error: FundmodelError | None = None
+    warnings: tuple[ValidationWarning, ...] = ()
+    deprecated_input: bool = False
+    offending_names: tuple[str, ...] = ()
+
+    @property
+    def accepted(self) -> bool:
+        return self.error is None
+
+
+def validate_stage_keys(
+    keys: Iterable[object],
+    mode: ValidationMode,
+    *,
+    field: str = "stageProfiles",
+    aliases_accepted: bool = True,
+) -> StageKeysDecision:
+    """Decide what to do with the keys of a per-stage override mapping under ``mode``.
+
+    Each key is judged like a single stage name (:func:`validate_stage`, field ``<field>.<key>``); the
+    mapping gets one outcome, the most severe of its keys. See the module docstring for what differs.
+    """
+    names = list(keys)
+    if len(names) > MAX_STAGE_KEYS:
+        return StageKeysDecision(
+            Outcome.MALFORMED,
+            {},
+            MalformedStageInputError(
+                f"{field} has {len(names)} entries; at most {MAX_STAGE_KEYS} are allowed",
+                code="MALFORMED_STAGE",
+                field=field,
+                extra={"invalid": [], "validStages": VALID_STAGES},
+            ),
+        )
+    judged = [
+        (name, validate_stage(name, mode, field=_key_field(field, name), aliases_accepted=aliases_accepted))
+        for name in names
+    ]
+    if any(decision.outcome is Outcome.MALFORMED for _, decision in judged):
+        # Not the single-field message: it would name (and echo) the over-long key as the field.
+        return StageKeysDecision(
+            Outcome.MALFORMED,
+            {},
+            MalformedStageInputError(
+                f"{field} keys must be stage names: non-empty strings of at most "
+                f"{MAX_STAGE_NAME_LENGTH} characters",
+                code="MALFORMED_STAGE",
+                field=field,
+                extra={"invalid": [], "validStages": VALID_STAGES},
+            ),
+        )
+    offending = tuple(name for _, decision in judged for name in decision.offending_names)
+    offending = offending[:MAX_OFFENDING_NAMES]
+    # Only strings get past the malformed check above.
+    stages = {str(name): decision.stage for name, decision in judged if decision.stage is not None}
+    duplicated = _duplicated_stages(stages)
+    if duplicated:
+        spelled = "; ".join(f"{stage.value!r} ({_names(same)})" for stage, same in duplicated.items())
+        return StageKeysDecision(
+            Outcome.MALFORMED,
+            {},
+            MalformedStageInputError(
+                f"{field} names the same stage more than once: {spelled}; send each stage once, "
+                "by its canonical name",
+                code="DUPLICATE_STAGE",
+                field=field,
+                extra={
+                    "invalid": [key for same in duplicated.values() for key in same],
+                    "suggestions": {key: [stage.value] for stage, same in duplicated.items() for key in same},
+                    "validStages": VALID_STAGES,
+                },
+            ),
+            offending_names=offending,
+        )
+    rejected = [(str(name), decision) for name, decision in judged if decision.outcome is Outcome.REJECTED]
+    if rejected:
+        return StageKeysDecision(
+            Outcome.REJECTED,
+            {},
+            _rejected_keys(rejected, field),
+            deprecated_input=True,
+            offending_names=offending,
+        )
+
+    warnings: list[ValidationWarning] = []
+    outcomes = {decision.outcome for _, decision in judged}
+    for _, decision in judged:
+        if decision.outcome is Outcome.WOULD_REJECT:
+            warnings.extend(_ignored_override(warning) for warning in decision.warnings)
+        else:
+            warnings.extend(decision.warnings)
+    if outcomes & {Outcome.UNKNOWN_ACCEPTED, Outcome.WOULD_REJECT}:
+        outcome = _ACCEPTED_UNKNOWN_OUTCOME[mode]
+    elif Outcome.NORMALIZED_ALIAS in outcomes:
+        outcome = Outcome.NORMALIZED_ALIAS
+    else:
+        outcome = Outcome.VALID
+    return StageKeysDecision(
+        outcome,
+        stages,
+        warnings=tuple(warnings),
+        deprecated_input=any(decision.deprecated_input for _, decision in judged),
+        offending_names=offending,
+    )
+
+
+def _key_field(field: str, key: object) -> str:
+    # The key names the field in warnings and problems; bounded, since an over-long key is the problem.
+    return f"{field}.{key[:MAX_STAGE_NAME_LENGTH]}" if isinstance(key, str) else field
+
+
+def _duplicated_stages(stages: dict[str, Stage]) -> dict[Stage, tuple[str, ...]]:
+    by_stage: dict[Stage, list[str]] = {}
+    for key, stage in stages.items():
+        by_stage.setdefault(stage, []).append(key)
+    return {stage: tuple(keys) for stage, keys in by_stage.items() if len(keys) > 1}
+
+
+def _ignored_override(warning: ValidationWarning) -> ValidationWarning:
+    # Unlike a single stage field, an unknown override key is not kept: nothing would ever read it.
+    return replace(
+        warning,
+        message=f"{warning.value!r} is not a known stage; its override was ignored and the default stage "
+        "profiles apply. It will be rejected when strict validation is enforced.",
+    )
+
+
+def _rejected_keys(rejected: list[tuple[str, StageDecision]], field: str) -> InvalidStageError:
+    suggestions: dict[str, Any] = {}
+    for _, decision in rejected:
+        if decision.error is not None:
+            suggestions.update(decision.error.extra.get("suggestions", {}))
+    retired = [key for key, _ in rejected if normalize_stage(key).canonical is not None]
+    unknown = [key for key, _ in rejected if key not in retired]
+    reasons = []
+    if unknown:
+        reasons.append(f"names unknown stages: {_names(unknown)}")
+    if retired:
+        reasons.append(
+            f"uses names that are no longer accepted: {_names(retired)}; send canonical stage names"
+        )
+    return InvalidStageError(
+        f"{field} " + "; ".join(reasons),
+        field=field,
+        extra={
+            "invalid": [key for key, _ in rejected],
+            "suggestions": suggestions,
+            "validStages": VALID_STAGES,
+        },
     )
 
 

@@ -6,7 +6,8 @@
 * ``X-Stage-Validation-Mode: warn|enforce`` — the mode that applied to this client's request.
 
 In ``off`` no header is sent (legacy behaviour). In ``warn`` and ``enforce`` the mode header is always
-sent, and the deprecation headers when the request used a deprecated or unknown stage name. Header values
+sent, and the deprecation headers when the request relied on deprecated stage handling: a deprecated or
+unknown stage name, or weights that had to be renormalized (``decision.deprecated_input``). Header values
 are built from configuration only, never from client input, and pass through :func:`safe_header_value`.
 """
 

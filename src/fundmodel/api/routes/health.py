@@ -56,5 +56,5 @@ def readyz(state: AppStateDep) -> Readiness:
 def metrics(state: AppStateDep) -> Response:
     # Fresh at scrape time, not as of the last background refresh (infinite before the first read).
     state.metrics.set_mode_cache_age(min(state.mode_store.cache_age(), 1e9))
-    body, content_type = render_metrics(state.registry)
+    body, content_type = render_metrics(state.registry, scrape_time=state.metrics.scrape_time_collectors)
     return Response(content=body, media_type=content_type)

@@ -29,13 +29,14 @@ async def simulate(
     settings: SettingsDep,
 ) -> SimulationResponse:
     weights = validation.distribution(body.stage_distribution, field="stageDistribution")
+    profiles = validation.stage_keyed(body.stage_profiles, field="stageProfiles")
     service.check_iterations(
         body.iterations,
         1,
         max_iterations=settings.montecarlo_max_iterations,
         max_work=settings.montecarlo_max_compare_work,
     )
-    config = service.build_config(body, weights)
+    config = service.build_config(body, weights, profiles)
     run = partial(service.run_simulation, config, body.iterations, service.resolve_seed(body.seed))
     result = await anyio.to_thread.run_sync(run, limiter=state.simulation_slots)
     return SimulationResponse(result=result, warnings=validation.warnings)
@@ -55,13 +56,14 @@ async def compare(
         )
         for position, alternative in enumerate(body.alternatives)
     ]
+    profiles = validation.stage_keyed(body.stage_profiles, field="stageProfiles")
     service.check_iterations(
         body.iterations,
         len(weights),
         max_iterations=settings.montecarlo_max_iterations,
         max_work=settings.montecarlo_max_compare_work,
     )
-    configs = [service.build_config(body, alternative) for alternative in weights]
+    configs = [service.build_config(body, alternative, profiles) for alternative in weights]
     run = partial(service.run_comparison, configs, body.iterations, service.resolve_seed(body.seed))
     results = await anyio.to_thread.run_sync(run, limiter=state.simulation_slots)
     return CompareResponse(

@@ -1,0 +1,88 @@
+"""The Alertmanager deliveries already handled: one row per (groupKey, fingerprint, startsAt) key.
+
+Every delivery that matched the downgrade label is remembered here, whether it lowered the mode or found
+it already lenient, so a repeat of it never acts again, not even after an operator raised the mode back
+to ``enforce``. The key is the primary key: checking a delivery is one indexed lookup (no scan of the
+audit log), and workers recording the same delivery at once insert-or-ignore without a race.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from fundmodel.db.tables import stage_webhook_deliveries
+from fundmodel.errors import StoreUnavailableError
+
+__all__ = ["record_deliveries", "seen_deliveries"]
+
+# Far below SQLite's bound-parameter limit, and far above what one notification carries.
+_CHUNK = 500
+
+
+def seen_deliveries(engine: Engine, keys: Sequence[str]) -> frozenset[str]:
+    """Those of ``keys`` recorded before. Raises :class:`StoreUnavailableError` when unreadable."""
+    table = stage_webhook_deliveries
+    seen: set[str] = set()
+    try:
+        with engine.connect() as connection:
+            for chunk in _chunks(keys):
+                query = select(table.c.idempotency_key).where(table.c.idempotency_key.in_(chunk))
+                seen.update(connection.execute(query).scalars())
+    except SQLAlchemyError as exc:
+        raise StoreUnavailableError(f"webhook deliveries unreadable: {type(exc).__name__}") from exc
+    return frozenset(seen)
+
+
+def record_deliveries(
+    engine: Engine, keys: Sequence[str], *, result: str, audit_id: int | None = None
+) -> int:
+    """Remember ``keys`` (already known ones are left alone); how many were new.
+
+    Raises :class:`StoreUnavailableError` when the write fails (nothing is recorded then).
+    """
+    if not keys:
+        return 0
+    now = datetime.now(UTC)
+    try:
+        with engine.begin() as connection:
+            return sum(
+                _insert_new(connection, [_row(key, now, result, audit_id) for key in chunk])
+                for chunk in _chunks(keys)
+            )
+    except SQLAlchemyError as exc:
+        raise StoreUnavailableError(f"webhook deliveries not written: {type(exc).__name__}") from exc
+
+
+def _row(key: str, now: datetime, result: str, audit_id: int | None) -> dict[str, Any]:
+    return {"idempotency_key": key, "received_at": now, "result": result, "audit_id": audit_id}
+
+
+def _insert_new(connection: Connection, rows: list[dict[str, Any]]) -> int:
+    # RETURNING, not rowcount: drivers disagree on rowcount for multi-row inserts; RETURNING lists exactly
+    # the rows inserted (a conflicting one is skipped) on both backends.
+    statement = (
+        _insert_or_ignore(connection.dialect.name)
+        .values(rows)
+        .returning(stage_webhook_deliveries.c.idempotency_key)
+    )
+    return len(connection.execute(statement).all())
+
+
+def _insert_or_ignore(dialect: str) -> Insert:
+    table = stage_webhook_deliveries
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=[table.c.idempotency_key])
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=[table.c.idempotency_key])
+    raise StoreUnavailableError(f"webhook deliveries: unsupported database {dialect!r}")
+
+
+def _chunks(keys: Sequence[str]) -> Iterator[list[str]]:
+    for start in range(0, len(keys), _CHUNK):
+        yield list(keys[start : start + _CHUNK])
