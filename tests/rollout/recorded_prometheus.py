@@ -150,16 +150,23 @@ def record_canary(
     canary_ratio: float,
     baseline_ratio: float,
     slow_share: float,
+    canary_per_step: float = PER_STEP,
+    baseline_per_step: float = PER_STEP,
 ) -> None:
-    """Eight hours of enforce with a canary split, plus the validator's duration histogram."""
+    """Eight hours of enforce with a canary split, plus the validator's duration histogram.
+
+    ``*_per_step`` valid validations per 5-minute step in each cohort (``PER_STEP``: 3,600 in 3 hours).
+    """
     times = grid(end, CANARY_SPAN, CANARY_STEP)
     endpoint = DEFAULT_VALIDATED_ENDPOINTS[0]
     canary = {"scenario": scenario, "endpoint": endpoint, "mode": "enforce", "cohort": "canary"}
     baseline = {"scenario": scenario, "endpoint": endpoint, "mode": "warn", "cohort": "baseline"}
-    rec.add_counter({**canary, "outcome": "valid"}, times, lambda _i: PER_STEP)
-    rec.add_counter({**canary, "outcome": "rejected"}, times, lambda _i: PER_STEP * canary_ratio)
-    rec.add_counter({**baseline, "outcome": "valid"}, times, lambda _i: PER_STEP)
-    rec.add_counter({**baseline, "outcome": "would_reject"}, times, lambda _i: PER_STEP * baseline_ratio)
+    rec.add_counter({**canary, "outcome": "valid"}, times, lambda _i: canary_per_step)
+    rec.add_counter({**canary, "outcome": "rejected"}, times, lambda _i: canary_per_step * canary_ratio)
+    rec.add_counter({**baseline, "outcome": "valid"}, times, lambda _i: baseline_per_step)
+    rec.add_counter(
+        {**baseline, "outcome": "would_reject"}, times, lambda _i: baseline_per_step * baseline_ratio
+    )
     rec.add_histogram(
         {"scenario": scenario, "endpoint": endpoint, "mode": "enforce"}, times, 2 * PER_STEP, slow_share
     )
@@ -251,4 +258,15 @@ def standard_recording(end: datetime) -> Recording:
     record_warn(rec, "warn_noisy", end, ratio=0.008, spike_hours_ago=None)
     record_canary(rec, "canary_healthy", end, canary_ratio=0.002, baseline_ratio=0.002, slow_share=0.0)
     record_canary(rec, "canary_worse", end, canary_ratio=0.004, baseline_ratio=0.002, slow_share=0.02)
+    # A trickle of canary traffic (one validation per 5 min, 36 in 3 h) and no rejection anywhere.
+    record_canary(
+        rec, "canary_sparse", end, canary_ratio=0.0, baseline_ratio=0.0, slow_share=0.0, canary_per_step=1.0
+    )
+    # Plenty of canary traffic with a stray rejection now and then (0.05 %), a spotless baseline.
+    record_canary(rec, "canary_clean_baseline", end, canary_ratio=0.0005, baseline_ratio=0.0, slow_share=0.0)
+    # Plenty of canary traffic, but a baseline cohort too thin to compare with (36 in 3 h).
+    record_canary(
+        rec, "canary_thin_baseline", end, canary_ratio=0.002, baseline_ratio=0.0, slow_share=0.0,
+        baseline_per_step=1.0,
+    )  # fmt: skip
     return rec

@@ -17,6 +17,8 @@ def test_defaults_are_the_plans() -> None:
     assert config.soak_for(10) == timedelta(hours=2)
     assert config.soak_for(50) == timedelta(hours=4)
     assert config.max_canary_vs_baseline == 1.2
+    assert config.canary_vs_baseline_floor == 0.001
+    assert config.min_canary_validations == 1000
     assert config.max_validation_p99_seconds == 0.001
     assert config.max_warn_duration == timedelta(days=30)
 
@@ -41,6 +43,14 @@ def test_format_duration() -> None:
     assert format_duration(timedelta(seconds=42)) == "42s"
 
 
+def test_canary_sample_and_floor_come_from_the_gates_file(tmp_path: Path) -> None:
+    path = tmp_path / "gates.toml"
+    path.write_text("[gates]\nmin_canary_validations = 5000\ncanary_vs_baseline_floor = 0.002\n")
+    config = load_gate_config(path)
+    assert config.min_canary_validations == 5000
+    assert config.canary_vs_baseline_floor == 0.002
+
+
 def test_file_overrides_then_explicit_overrides(tmp_path: Path) -> None:
     path = tmp_path / "gates.toml"
     path.write_text(
@@ -59,6 +69,8 @@ def test_file_overrides_then_explicit_overrides(tmp_path: Path) -> None:
         ("[gates]\nmax_would_reject_ratio = 2\n", "max_would_reject_ratio"),
         ('[gates]\nsoak_enforce_10 = "soon"\n', "soak_enforce_10"),
         ("[gates]\nunknown_gate = 1\n", "unknown_gate"),
+        ("[gates]\nmin_canary_validations = 0\n", "min_canary_validations"),
+        ("[gates]\ncanary_vs_baseline_floor = -0.1\n", "canary_vs_baseline_floor"),
         ("[gates]\nlabel_filter = 'job=fundmodel}'\n", "label_filter"),
         ("[gates\n", "not valid TOML"),
     ],

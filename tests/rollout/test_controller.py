@@ -211,9 +211,20 @@ def test_canary_step_gates(rig: Rig) -> None:
     assert healthy.phase is Phase.ENFORCE_10
     assert healthy.next_phase is Phase.ENFORCE_50
     assert gates(healthy) == dict.fromkeys(
-        ["soak_time", "canary_reject_ratio", "canary_vs_baseline", "validation_p99", "no_auto_downgrade"],
+        [
+            "soak_time",
+            "canary_sample",
+            "canary_reject_ratio",
+            "canary_vs_baseline",
+            "validation_p99",
+            "no_auto_downgrade",
+        ],
         GateStatus.PASS,
     )
+    sample = next(g for g in healthy.gates if g.name == "canary_sample")
+    assert sample.threshold == 1000
+    assert sample.measured is not None
+    assert sample.measured > 3000  # 100 every 5 minutes for 3 hours
     worse = gates(rig.controller("canary_worse").status())
     assert worse["canary_reject_ratio"] is GateStatus.PASS  # 0.4 % is under 0.5 % ...
     assert worse["canary_vs_baseline"] is GateStatus.FAIL  # ... but over 1.2 x the baseline's 0.2 %
@@ -347,3 +358,54 @@ def test_warn_must_cover_the_whole_window(rig: Rig) -> None:
     assert observed.status is GateStatus.FAIL
     assert observed.measured == 2 * 86400
     assert observed.threshold == 7 * 86400
+
+
+def test_a_trickle_of_clean_canary_traffic_is_not_evidence(rig: Rig) -> None:
+    # 36 canary validations in 3 h without a rejection, baseline ratio 0: both ratio gates used to pass.
+    rig.set(ENFORCE, 10, timedelta(hours=3))
+    controller = rig.controller("canary_sparse")
+    status = controller.status()
+    result = gates(status)
+    assert result["soak_time"] is GateStatus.PASS
+    assert result["canary_sample"] is GateStatus.NO_DATA
+    assert result["canary_reject_ratio"] is GateStatus.NO_DATA
+    assert result["canary_vs_baseline"] is GateStatus.NO_DATA
+    sample = next(g for g in status.gates if g.name == "canary_sample")
+    assert sample.measured == pytest.approx(36, abs=2)
+    assert sample.threshold == 1000
+    assert "too few to judge" in sample.detail
+    ratio = next(g for g in status.gates if g.name == "canary_reject_ratio")
+    assert "canary sample too small" in ratio.detail
+    assert not status.allowed
+    assert status.verdict is Verdict.BLOCKED
+    with pytest.raises(OperationRefusedError, match="canary_sample no_data"):
+        controller.advance(actor="alice")
+    assert rig.store.read().state == ModeState(ENFORCE, 10)
+    # The minimum is configurable (gates file): 30 validations are enough if the operator says so.
+    assert rig.controller("canary_sparse", min_canary_validations=30).status().allowed
+
+
+def test_a_spotless_baseline_does_not_fail_a_stray_canary_rejection(rig: Rig) -> None:
+    # Baseline ratio 0 made the bound 1.2 x 0 = 0: one rejection in thousands failed the step.
+    rig.set(ENFORCE, 10, timedelta(hours=3))
+    status = rig.controller("canary_clean_baseline").status()
+    relative = next(g for g in status.gates if g.name == "canary_vs_baseline")
+    assert relative.status is GateStatus.PASS
+    assert relative.threshold == 0.001
+    assert relative.measured == pytest.approx(0.0005 / 1.0005, rel=0.02)
+    assert "floor" in relative.detail
+    assert status.allowed
+    strict = rig.controller("canary_clean_baseline", canary_vs_baseline_floor=0.0).status()
+    assert gates(strict)["canary_vs_baseline"] is GateStatus.FAIL
+
+
+def test_a_thin_baseline_cannot_be_compared_with(rig: Rig) -> None:
+    rig.set(ENFORCE, 10, timedelta(hours=3))
+    status = rig.controller("canary_thin_baseline").status()
+    result = gates(status)
+    assert result["canary_sample"] is GateStatus.PASS
+    assert result["canary_reject_ratio"] is GateStatus.PASS
+    assert result["canary_vs_baseline"] is GateStatus.NO_DATA
+    relative = next(g for g in status.gates if g.name == "canary_vs_baseline")
+    assert "baseline sample too small" in relative.detail
+    assert not status.allowed

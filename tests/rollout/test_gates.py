@@ -10,8 +10,10 @@ from fundmodel.rollout.gates import (
     GateStatus,
     Measurement,
     evaluate_gate,
+    judged_on,
     overall,
     relative_gate,
+    sample_gate,
 )
 
 finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12)
@@ -72,6 +74,61 @@ def test_relative_gate(canary: float, baseline: float, factor: float) -> None:
     gate = relative_gate("c", "d", Measurement(canary), Measurement(baseline), max_factor=factor)
     assert gate.threshold == factor * baseline
     assert gate.status is (GateStatus.PASS if canary <= factor * baseline else GateStatus.FAIL)
+
+
+@given(
+    st.floats(min_value=0, max_value=1, allow_nan=False),
+    st.floats(min_value=0, max_value=1, allow_nan=False),
+    st.floats(min_value=0, max_value=0.05, allow_nan=False),
+)
+def test_relative_gate_bound_has_a_floor(canary: float, baseline: float, floor: float) -> None:
+    gate = relative_gate("c", "d", Measurement(canary), Measurement(baseline), max_factor=1.2, floor=floor)
+    bound = max(1.2 * baseline, floor)
+    assert gate.threshold == bound
+    assert gate.status is (GateStatus.PASS if canary <= bound else GateStatus.FAIL)
+
+
+def test_a_zero_baseline_no_longer_fails_one_stray_rejection() -> None:
+    one_in_2000 = Measurement(1 / 2000)
+    assert relative_gate("c", "d", one_in_2000, Measurement(0.0), max_factor=1.2).status is GateStatus.FAIL
+    floored = relative_gate("c", "d", one_in_2000, Measurement(0.0), max_factor=1.2, floor=0.001)
+    assert floored.status is GateStatus.PASS
+    assert floored.threshold == 0.001
+    assert "floor 0.1000%" in floored.detail
+    # Above the floor the relative bound rules as before.
+    above = relative_gate("c", "d", Measurement(0.004), Measurement(0.002), max_factor=1.2, floor=0.001)
+    assert above.threshold == 1.2 * 0.002
+    assert above.status is GateStatus.FAIL
+
+
+@given(st.floats(min_value=0, max_value=1e6, allow_nan=False), st.integers(1, 100_000))
+def test_sample_gate_passes_at_the_minimum_and_is_no_data_below(count: float, minimum: int) -> None:
+    gate = sample_gate("s", "d", Measurement(count), minimum=minimum)
+    assert gate.status is (GateStatus.PASS if count >= minimum else GateStatus.NO_DATA)
+    assert gate.measured == count  # the count stays visible even when it is too small
+    assert gate.threshold == minimum
+    assert gate.status is not GateStatus.FAIL
+
+
+def test_sample_gate_without_a_count_is_no_data() -> None:
+    gate = sample_gate("s", "d", Measurement.missing("Prometheus unreachable"), minimum=1000)
+    assert gate.status is GateStatus.NO_DATA
+    assert gate.detail == "Prometheus unreachable"
+
+
+@given(
+    st.sampled_from(list(GateStatus)),
+    st.floats(min_value=0, max_value=5000, allow_nan=False),
+)
+def test_a_ratio_over_too_small_a_sample_is_no_data(status: GateStatus, count: float) -> None:
+    sample = sample_gate("s", "d", Measurement(count), minimum=1000)
+    ratio = GateResult("r", "d", status, 0.0, 0.005, "<", "ratio", "x")
+    judged = judged_on(ratio, sample, "canary")
+    if count >= 1000:
+        assert judged == ratio
+    else:
+        assert judged.status is GateStatus.NO_DATA
+        assert judged.detail.startswith("canary sample too small") or status is GateStatus.NO_DATA
 
 
 def test_relative_gate_without_baseline_or_canary_has_no_data() -> None:

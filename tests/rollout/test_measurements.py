@@ -9,12 +9,19 @@ from fundmodel.observability.metrics import DEFAULT_VALIDATED_ENDPOINTS
 from fundmodel.rollout.measurements import (
     PrometheusMeasurements,
     canary_reject_query,
+    cohort_validations_query,
     selector,
     validation_p99_query,
     warn_would_reject_query,
 )
 from fundmodel.rollout.prometheus import PrometheusClient
-from tests.rollout.recorded_prometheus import PER_STEP, WARN_STEP, RecordedPrometheus, free_port
+from tests.rollout.recorded_prometheus import (
+    CANARY_STEP,
+    PER_STEP,
+    WARN_STEP,
+    RecordedPrometheus,
+    free_port,
+)
 
 WEEK = timedelta(days=7)
 SOAK = timedelta(hours=3)
@@ -32,6 +39,21 @@ def test_queries_use_the_metric_names_and_outcomes_of_the_alert_rules() -> None:
     assert 'mode="enforce",cohort="canary",outcome="rejected"' in canary_reject_query(SOAK)
     assert validation_p99_query(SOAK).startswith("histogram_quantile(0.99, sum by (le) (increase(")
     assert "[60s]" in canary_reject_query(timedelta(seconds=5))  # never a window under a minute
+    assert cohort_validations_query("enforce", "canary", SOAK, 'job="x"') == (
+        'sum(increase(fundmodel_stage_validations_total{mode="enforce",cohort="canary",job="x"}[10800s]))'
+    )
+
+
+def test_cohort_sample_sizes(recorded_prometheus: RecordedPrometheus) -> None:
+    end = recorded_prometheus.end
+    healthy = measurements(recorded_prometheus, "canary_healthy")
+    three_hours = PER_STEP * (1 + 0.002) * (SOAK / CANARY_STEP)
+    assert healthy.canary_validations(SOAK, end).value == pytest.approx(three_hours, rel=0.02)
+    assert healthy.baseline_validations(SOAK, end).value == pytest.approx(three_hours, rel=0.02)
+    sparse = measurements(recorded_prometheus, "canary_sparse").canary_validations(SOAK, end)
+    assert sparse.value == pytest.approx(SOAK / CANARY_STEP, rel=0.05)
+    absent = measurements(recorded_prometheus, "never_recorded").canary_validations(SOAK, end)
+    assert absent.value is None
 
 
 def test_validations_per_endpoint(recorded_prometheus: RecordedPrometheus) -> None:

@@ -71,6 +71,13 @@ class GateConfig(BaseModel):
     soak_enforce_50: Duration = timedelta(hours=4)
     max_canary_reject_ratio: float = Field(default=0.005, gt=0, lt=1)
     max_canary_vs_baseline: float = Field(default=1.2, gt=0)
+    canary_vs_baseline_floor: float = Field(default=0.001, ge=0, lt=1)
+    """The canary-vs-baseline bound is max(max_canary_vs_baseline x baseline, this): a clean baseline
+    (ratio 0) does not make one stray canary rejection fail the step."""
+    min_canary_validations: int = Field(default=1000, ge=1)
+    """Validations each compared cohort (enforced canary; warn baseline) needs since the step began before
+    its ratios count; fewer makes those gates no_data. With no rejection among 1,000, the reject ratio
+    is below 0.3 % at 95 % confidence (rule of three), under the 0.5 % threshold."""
     max_validation_p99_seconds: float = Field(default=0.001, gt=0)
     # the cap on warn (MAX_WARN_DURATION)
     max_warn_duration: Duration = timedelta(days=30)

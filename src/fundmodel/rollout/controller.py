@@ -19,7 +19,16 @@ from fundmodel.db.mode_store import ModeChange, ModeStore, StoredMode
 from fundmodel.errors import ConflictError, InvalidInputError, OperationRefusedError
 from fundmodel.rollout.config import GateConfig, format_duration
 from fundmodel.rollout.data_checks import DataFacts
-from fundmodel.rollout.gates import GateResult, GateStatus, Measurement, evaluate_gate, overall, relative_gate
+from fundmodel.rollout.gates import (
+    GateResult,
+    GateStatus,
+    Measurement,
+    evaluate_gate,
+    judged_on,
+    overall,
+    relative_gate,
+    sample_gate,
+)
 from fundmodel.rollout.history import (
     ROLLOUT_SOURCE,
     PhaseTimes,
@@ -392,6 +401,20 @@ class RolloutController:
         window = (now - began) if began is not None else soak
         in_step = f"since the step began ({format_duration(window)})"
         canary = measure.canary_reject_ratio(window, now)
+        minimum = config.min_canary_validations
+        # The ratios count only over enough validations of each cohort compared (no_data until then).
+        canary_sample = sample_gate(
+            "canary_sample",
+            f"enforced canary validations {in_step}",
+            measure.canary_validations(window, now),
+            minimum=minimum,
+        )
+        baseline_sample = sample_gate(
+            "baseline_sample",
+            f"baseline-cohort validations {in_step}",
+            measure.baseline_validations(window, now),
+            minimum=minimum,
+        )
         step = times.step_began
         downgrades = (
             Measurement(float(auto_downgrades_since(self._engine, step)), f"since {step:%Y-%m-%d %H:%M} UTC")
@@ -407,20 +430,35 @@ class RolloutController:
                 comparison=">=",
                 unit="duration",
             ),
-            evaluate_gate(
-                "canary_reject_ratio",
-                f"share of enforced canary validations rejected {in_step}",
-                canary,
-                threshold=config.max_canary_reject_ratio,
-                comparison="<",
-                unit="ratio",
+            canary_sample,
+            judged_on(
+                evaluate_gate(
+                    "canary_reject_ratio",
+                    f"share of enforced canary validations rejected {in_step}",
+                    canary,
+                    threshold=config.max_canary_reject_ratio,
+                    comparison="<",
+                    unit="ratio",
+                ),
+                canary_sample,
+                "canary",
             ),
-            relative_gate(
-                "canary_vs_baseline",
-                f"canary reject ratio vs {config.max_canary_vs_baseline:g} x baseline would-reject ratio",
-                canary,
-                measure.baseline_would_reject_ratio(window, now),
-                max_factor=config.max_canary_vs_baseline,
+            judged_on(
+                judged_on(
+                    relative_gate(
+                        "canary_vs_baseline",
+                        f"canary reject ratio vs max({config.max_canary_vs_baseline:g} x baseline "
+                        f"would-reject ratio, {config.canary_vs_baseline_floor:.2%})",
+                        canary,
+                        measure.baseline_would_reject_ratio(window, now),
+                        max_factor=config.max_canary_vs_baseline,
+                        floor=config.canary_vs_baseline_floor,
+                    ),
+                    baseline_sample,
+                    "baseline",
+                ),
+                canary_sample,
+                "canary",
             ),
             evaluate_gate(
                 "validation_p99",

@@ -104,16 +104,49 @@ def relative_gate(
     baseline: Measurement,
     *,
     max_factor: float,
+    floor: float = 0.0,
 ) -> GateResult:
-    """``canary <= max_factor x baseline``; shown as the measured canary ratio against that bound."""
+    """``canary <= max(max_factor x baseline, floor)``; shown as the canary ratio against that bound.
+
+    The floor keeps a clean baseline (ratio 0) from turning the bound into 0, where a single stray
+    rejection in the canary would fail the comparison.
+    """
     base = baseline.value
     if base is None or not math.isfinite(base):
         why = f"baseline cohort: {baseline.detail or 'no data'}"
         return GateResult(name, description, GateStatus.NO_DATA, None, None, "<=", "ratio", why)
-    bound = max_factor * base
+    relative = max_factor * base
+    bound = max(relative, floor)
     result = evaluate_gate(name, description, canary, threshold=bound, comparison="<=", unit="ratio")
     detail = f"bound = {max_factor:g} x baseline {base:.4%}"
+    if floor > relative:
+        detail = f"bound = floor {floor:.4%} (above {max_factor:g} x baseline {base:.4%})"
     return replace(result, detail=f"{detail}; {result.detail}" if result.detail else detail)
+
+
+def sample_gate(name: str, description: str, count: Measurement, *, minimum: float) -> GateResult:
+    """At least ``minimum`` observations in the window. Fewer is ``no_data`` (kept with the count):
+    too little evidence to judge yet, which blocks like any missing data but is not a failure."""
+    result = evaluate_gate(name, description, count, threshold=minimum, comparison=">=", unit="count")
+    if result.status is not GateStatus.FAIL or count.absent_fails:
+        return result
+    why = f"only {result.measured:,.0f} of the {minimum:,.0f} needed: too few to judge yet"
+    detail = f"{why}; {count.detail}" if count.detail else why
+    return replace(result, status=GateStatus.NO_DATA, detail=detail)
+
+
+def judged_on(result: GateResult, sample: GateResult, cohort: str) -> GateResult:
+    """``result`` as computed from ``sample``'s observations: ``no_data`` unless that sample is big enough.
+
+    A ratio over a handful of validations proves nothing either way (no rejection among 20 says nothing
+    about a 0.5 % threshold; one among 20 is 5 %), so it neither passes nor fails.
+    """
+    if sample.passed or result.status is GateStatus.NO_DATA:
+        return result
+    count = "no count" if sample.measured is None else f"{sample.measured:,.0f}"
+    why = f"{cohort} sample too small ({count} validations, {sample.threshold:,.0f} needed)"
+    detail = f"{why}; {result.detail}" if result.detail else why
+    return replace(result, status=GateStatus.NO_DATA, detail=detail)
 
 
 def overall(gates: Iterable[GateResult]) -> GateStatus:

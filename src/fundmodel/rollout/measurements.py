@@ -62,6 +62,11 @@ def canary_reject_query(window: timedelta, label_filter: str = "") -> str:
     return ratio_query([*enforced, 'outcome="rejected"'], enforced, window, label_filter)
 
 
+def cohort_validations_query(mode: str, cohort: str, window: timedelta, label_filter: str = "") -> str:
+    series = selector(VALIDATIONS, [f'mode="{mode}"', f'cohort="{cohort}"'], label_filter)
+    return f"sum(increase({series}[{promql_range(window)}]))"
+
+
 def baseline_would_reject_query(window: timedelta, label_filter: str = "") -> str:
     baseline = ['mode="warn"', 'cohort="baseline"']
     return ratio_query([*baseline, f'outcome=~"{WOULD_REJECT_OUTCOMES}"'], baseline, window, label_filter)
@@ -127,6 +132,16 @@ class PrometheusMeasurements:
 
     def canary_reject_ratio(self, window: timedelta, at: datetime) -> Measurement:
         return self._scalar(canary_reject_query(window, self._filter), at, "enforced canary validations")
+
+    def canary_validations(self, window: timedelta, at: datetime) -> Measurement:
+        """Enforced canary-cohort validations in the window (the sample behind the canary ratios)."""
+        query = cohort_validations_query("enforce", "canary", window, self._filter)
+        return self._scalar(query, at, "enforced canary validations")
+
+    def baseline_validations(self, window: timedelta, at: datetime) -> Measurement:
+        """Warn baseline-cohort validations in the window (the sample behind the baseline ratio)."""
+        query = cohort_validations_query("warn", "baseline", window, self._filter)
+        return self._scalar(query, at, "baseline-cohort validations")
 
     def baseline_would_reject_ratio(self, window: timedelta, at: datetime) -> Measurement:
         return self._scalar(

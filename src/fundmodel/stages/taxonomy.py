@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 
 
 class Stage(StrEnum):
@@ -34,15 +36,18 @@ class Stage(StrEnum):
 
 STAGE_ORDER: tuple[Stage, ...] = tuple(Stage)
 
-STAGE_LABELS: dict[Stage, str] = {
-    Stage.PRE_SEED: "Pre-Seed",
-    Stage.SEED: "Seed",
-    Stage.SERIES_A: "Series A",
-    Stage.SERIES_B: "Series B",
-    Stage.SERIES_C: "Series C",
-    Stage.SERIES_D: "Series D+",
-    Stage.GROWTH: "Growth",
-    Stage.LATE_STAGE: "Late Stage",
-}
+STAGE_LABELS: Mapping[Stage, str] = MappingProxyType(
+    {
+        Stage.PRE_SEED: "Pre-Seed",
+        Stage.SEED: "Seed",
+        Stage.SERIES_A: "Series A",
+        Stage.SERIES_B: "Series B",
+        Stage.SERIES_C: "Series C",
+        Stage.SERIES_D: "Series D+",
+        Stage.GROWTH: "Growth",
+        Stage.LATE_STAGE: "Late Stage",
+    }
+)
+"""Human-readable label of each stage. Read-only: it is shared by every request and worker thread."""
 
 CANONICAL_NAMES: frozenset[str] = frozenset(stage.value for stage in Stage)

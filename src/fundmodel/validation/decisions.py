@@ -34,9 +34,10 @@ after it, and they are rejected like unknown names (with their canonical name as
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from fundmodel.errors import (
@@ -63,10 +64,12 @@ MAX_OFFENDING_NAMES = 5
 MAX_STAGE_KEYS = MAX_ENTRIES
 """More override keys than this are malformed (there are eight stages), like a too-long distribution."""
 VALID_STAGES: tuple[str, ...] = tuple(stage.value for stage in STAGE_ORDER)
-_ACCEPTED_UNKNOWN_OUTCOME = {
-    ValidationMode.OFF: Outcome.UNKNOWN_ACCEPTED,
-    ValidationMode.WARN: Outcome.WOULD_REJECT,
-}
+_ACCEPTED_UNKNOWN_OUTCOME: Mapping[ValidationMode, Outcome] = MappingProxyType(
+    {
+        ValidationMode.OFF: Outcome.UNKNOWN_ACCEPTED,
+        ValidationMode.WARN: Outcome.WOULD_REJECT,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 
 from fundmodel.errors import InvalidInputError
 from fundmodel.validation.cohort import in_canary_cohort
@@ -24,7 +26,9 @@ class ValidationMode(StrEnum):
         return _STRICTNESS[self]
 
 
-_STRICTNESS = {ValidationMode.OFF: 0, ValidationMode.WARN: 1, ValidationMode.ENFORCE: 2}
+_STRICTNESS: Mapping[ValidationMode, int] = MappingProxyType(
+    {ValidationMode.OFF: 0, ValidationMode.WARN: 1, ValidationMode.ENFORCE: 2}
+)
 
 
 class Cohort(StrEnum):

@@ -102,3 +102,15 @@ def test_bad_input_is_refused() -> None:
         periodic_irr([-1.0, math.nan])
     with pytest.raises(ValueError, match="as many dates"):
         xirr([1.0], [])
+
+
+def test_bracketing_grid_is_read_only_and_still_compiles() -> None:
+    from fundmodel.engines.montecarlo import irr
+
+    assert not irr._GRID.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        irr._GRID[0] = 0.0
+    # The bracketing scan reads the grid inside a compiled kernel (a read-only global array is a constant).
+    flows = np.array([-100.0, 0.0, 0.0, 0.0, 121.0])
+    times = np.arange(5, dtype=np.float64) / 4
+    assert irr._bracketed_irr(flows, times) == pytest.approx(0.21, abs=1e-9)

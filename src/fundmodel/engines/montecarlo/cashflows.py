@@ -96,6 +96,30 @@ def any_alive(alive: npt.NDArray[np.bool_], count: int) -> bool:
 
 
 @jit
+def follow_on_round(
+    ownership: float,
+    participation: float,
+    round_size: float,
+    pre_money: float,
+    post_money: float,
+    available: float,
+) -> tuple[float, float, float]:
+    """The fund's part in a new round: ``(request, grant, ownership after the round)``.
+
+    The request is ``participation x ownership x round size`` (pro-rata), capped at the whole round: the
+    fund cannot buy more than the new shares on offer. The grant is the request, or what the pool
+    (``available``) still holds. Existing ownership is diluted by ``pre / post`` and the grant buys
+    ``grant / post``; since ``ownership <= 1`` and ``grant <= round size``, the result is at most
+    ``(pre + round size) / post = 1``, also in floating point (rounding is monotonic and the post-money
+    is computed as ``pre + round size``). ``min`` of a request within the round returns it unchanged, so
+    rounds that never reach the cap give bit-identical results to an uncapped rule.
+    """
+    request = min(participation * ownership * round_size, round_size)
+    grant = min(request, available)
+    return request, grant, (ownership * pre_money + grant) / post_money
+
+
+@jit
 def simulate_funds(
     first_fund: int,
     fund_count: int,
@@ -227,9 +251,15 @@ def simulate_funds(
                 stage = event_stage[event]
                 round_size = stage_table[stage, COL_ROUND_SIZE]
                 post = stage_table[stage, COL_POST_MONEY]
-                request = participation * ownership[slot] * round_size
+                request, grant, ownership[slot] = follow_on_round(
+                    ownership[slot],
+                    participation,
+                    round_size,
+                    stage_table[stage, COL_PRE_MONEY],
+                    post,
+                    recycled_pool + reserve_left,
+                )
                 requested += request
-                grant = min(request, recycled_pool + reserve_left)
                 from_recycled = min(grant, recycled_pool)
                 recycled_pool -= from_recycled
                 from_reserve = grant - from_recycled
@@ -238,7 +268,6 @@ def simulate_funds(
                 reserve_called += from_reserve
                 follow_on += grant
                 invested[slot] += grant
-                ownership[slot] = (ownership[slot] * stage_table[stage, COL_PRE_MONEY] + grant) / post
                 mark[slot] = post
             elif kind == EVENT_EXIT:
                 last_resolution = time

@@ -39,6 +39,9 @@ _GRID = np.array(
         0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0,
     ]
 )  # fmt: skip
+_GRID.setflags(write=False)
+"""Rates scanned to bracket a root. Read-only: shared module state (Numba also freezes it into the
+compiled kernels as a constant, so a write here would never reach them anyway)."""
 
 
 @jit

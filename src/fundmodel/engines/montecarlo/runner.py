@@ -37,7 +37,7 @@ from fundmodel.engines.montecarlo.rng import FUNDS_PER_BLOCK, block_keys
 from fundmodel.errors import SimulationConfigError
 from fundmodel.stages import Stage
 
-ENGINE_VERSION = "1.0.0"
+ENGINE_VERSION = "1.0.1"
 """Bumped whenever the model or the random streams change what a given config and seed produce."""
 
 MIN_ITERATIONS = 10
