@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from fundmodel.stages import Stage, normalize_stage, parse_stage_distribution
 from fundmodel.stages.alias_table import alias_table
-from fundmodel.stages.distribution import _key_plan, _other_spelling
+from fundmodel.stages.distribution import _key_plans, _other_spelling
 from fundmodel.stages.normalizer import _match_by_key
 
 UNKNOWN_NAMES = ("seris a", "venture", "Series Z", "bridge", "mezz", "sed", "growht", "IPO", "late")
@@ -98,7 +98,7 @@ def main() -> None:
     ]
     _match_by_key.cache_clear()
     _other_spelling.cache_clear()
-    _key_plan.cache_clear()
+    _key_plans().forget()
     cold = summarize(time_calls(cold_corpus, parse_stage_distribution))
 
     print(

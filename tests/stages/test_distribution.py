@@ -14,7 +14,14 @@ from fundmodel.stages import (
     Stage,
     parse_stage_distribution,
 )
-from fundmodel.stages.distribution import MALFORMED_CODES, WARNING_CODES, Scale, _parse_entry_by_entry
+from fundmodel.stages.distribution import (
+    MALFORMED_CODES,
+    WARNING_CODES,
+    Scale,
+    _key_plans,
+    _KeyPlans,
+    _parse_entry_by_entry,
+)
 
 from .strategies import json_values
 
@@ -217,9 +224,28 @@ _PLAN_WEIGHTS = (
 def test_key_plan_fast_path_equals_entry_by_entry_parsing(
     mapping: dict[object, object], scale: Scale, tolerance: float
 ) -> None:
-    # The fast path (per key tuple, cached) must agree exactly with the general path on every input,
-    # including the first call (plan built) and the second (plan reused).
+    # The fast path (per key tuple, cached) must agree exactly with the general path on every input: on
+    # the first sighting (general path), the second (plan built) and the third (plan reused).
     divisor = 1.0 if scale == "fraction" else 100.0
     reference = _parse_entry_by_entry(mapping, divisor, divisor, tolerance)
-    for _ in range(2):
+    _key_plans().forget()
+    for _ in range(3):
         assert repr(parse_stage_distribution(mapping, scale=scale, tolerance=tolerance)) == repr(reference)
+    assert tuple(mapping) in _key_plans().plans
+
+
+def test_key_plans_are_bounded_and_made_on_the_second_sighting() -> None:
+    plans = _KeyPlans(capacity=2)
+    keys = ("seed", "Series A")
+    assert plans.plan_on_second_sighting(keys) is None
+    assert keys not in plans.plans
+    plan = plans.plan_on_second_sighting(keys)
+    assert plan is not None
+    assert plan.stages == (Stage.SEED, Stage.SERIES_A)
+    assert plan.aliases == (AliasUse("Series A", Stage.SERIES_A),)
+    for name in ("growth", "late_stage", "series_b"):
+        plans.plan_on_second_sighting((name,))
+        plans.plan_on_second_sighting((name,))
+    assert len(plans.plans) <= 2
+    assert plans.plan_on_second_sighting((1,)) is None
+    assert plans.plan_on_second_sighting((1,)) is None  # a malformed key is never planned

@@ -217,7 +217,49 @@ class _KeyPlan(NamedTuple):
     """Every problem except the weight-dependent ones (``INVALID_WEIGHT``, ``SUM_MISMATCH``)."""
 
 
-@lru_cache(maxsize=4096)
+KEY_PLAN_CAPACITY = 4096
+
+
+class _KeyPlans:
+    """Plans for the key tuples seen at least twice: a bounded memo of pure results, like ``lru_cache``.
+
+    A plan costs about as much as one entry-by-entry parse to build, so building one for a key tuple seen
+    only once (a flood of never-repeated names) would double the cost of those calls; a tuple is planned on
+    its second sighting instead. Each of the two tables is bounded and forgotten at once when full, which
+    keeps a hit one ``dict.get`` (no recency bookkeeping on the hot path). Races between threads at worst
+    build a plan twice: every plan for the same keys is the same.
+    """
+
+    def __init__(self, capacity: int = KEY_PLAN_CAPACITY) -> None:
+        self._capacity = capacity
+        self._sighted: dict[tuple[object, ...], None] = {}
+        self.plans: dict[tuple[object, ...], _KeyPlan | None] = {}
+        """Key tuple -> its plan, or ``None`` for key tuples with a malformed key."""
+
+    def plan_on_second_sighting(self, keys: tuple[object, ...]) -> _KeyPlan | None:
+        """The plan for ``keys`` when they were seen before (now planned); ``None`` on a first sighting."""
+        if keys not in self._sighted:
+            if len(self._sighted) >= self._capacity:
+                self._sighted.clear()
+            self._sighted[keys] = None
+            return None
+        del self._sighted[keys]
+        plan = _key_plan(keys)
+        if len(self.plans) >= self._capacity:
+            self.plans.clear()
+        self.plans[keys] = plan
+        return plan
+
+    def forget(self) -> None:
+        self._sighted.clear()
+        self.plans.clear()
+
+
+@cache
+def _key_plans() -> _KeyPlans:
+    return _KeyPlans()
+
+
 def _key_plan(keys: tuple[object, ...]) -> _KeyPlan | None:
     """The plan for a tuple of dict keys, or ``None`` when a key itself is malformed (not a string, too long).
 
@@ -269,15 +311,21 @@ def parse_stage_distribution(
         raise ValueError(f"tolerance must be in [0, 1), not {tolerance!r}")
     if type(mapping) is not dict or not 0 < len(mapping) <= MAX_ENTRIES:
         return _parse_entry_by_entry(mapping, divisor, upper, tolerance)
-    plan = _key_plan(tuple(mapping))
+    keys = tuple(mapping)
+    plans = _key_plans()
+    try:
+        plan = plans.plans[keys]
+    except KeyError:
+        plan = plans.plan_on_second_sighting(keys)
     if plan is None:
         return _parse_entry_by_entry(mapping, divisor, upper, tolerance)
 
     # The fast path: every key is well-formed and known to the plan; only the weights are new.
-    weights: dict[Stage, float] = dict.fromkeys(plan.stages)  # type: ignore[assignment]  # all set below
+    entries, stages, unknown_names, aliases, merged, problems = plan
+    weights: dict[Stage, float] = dict.fromkeys(stages)  # type: ignore[assignment]  # all set below
     unknown_weights: list[float] | None = None
     total = 0.0
-    for (stage, first), raw_weight in zip(plan.entries, mapping.values(), strict=True):
+    for (stage, first), raw_weight in zip(entries, mapping.values(), strict=True):
         # Exact type checks, as in the entry-by-entry path (which reports a malformed weight).
         weight_type = type(raw_weight)
         if not ((weight_type is float or weight_type is int) and 0.0 <= raw_weight <= upper):
@@ -293,20 +341,21 @@ def parse_stage_distribution(
             weights[stage] = weight
         else:
             weights[stage] += weight
-    problems = plan.problems
-    if abs(abs(total - 1.0) - tolerance) < _BOUNDARY_MARGIN:
+    deviation = abs(total - 1.0)
+    if abs(deviation - tolerance) < _BOUNDARY_MARGIN:
         total = _exact_total(mapping, divisor)  # see the entry-by-entry path
-    if abs(total - 1.0) > tolerance:
+        deviation = abs(total - 1.0)
+    if deviation > tolerance:
         problems = (*problems, Problem(ProblemCode.SUM_MISMATCH, detail=f"{total:.6g}|{tolerance:g}"))
     unknown: tuple[UnknownStage, ...] = ()
     if unknown_weights is not None:
         unknown = tuple(
             [
                 _new_tuple(UnknownStage, (name, suggestions, weight))
-                for (name, suggestions), weight in zip(plan.unknown_names, unknown_weights, strict=True)
+                for (name, suggestions), weight in zip(unknown_names, unknown_weights, strict=True)
             ]
         )
-    return _new_tuple(DistributionResult, (weights, unknown, plan.aliases, plan.merged, total, problems))
+    return _new_tuple(DistributionResult, (weights, unknown, aliases, merged, total, problems))
 
 
 def _parse_entry_by_entry(
