@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -206,7 +206,7 @@ def _latency(servers: dict[str, tuple[str, str, int]], requests: int) -> dict[st
     return results
 
 
-def _layer_cost(url: str, calls: int, log_path: Path) -> dict[str, Any]:
+def _layer_cost(url: str, calls: int, log_stream: TextIO) -> dict[str, Any]:
     """Time exactly what one request runs in the validation layer, in-process, per mode.
 
     The offender log runs with the service's default sampling (the first 60 events per endpoint per
@@ -215,8 +215,7 @@ def _layer_cost(url: str, calls: int, log_path: Path) -> dict[str, Any]:
     engine = create_db_engine(url)
     metrics = ServiceMetrics(CollectorRegistry())
     out: dict[str, Any] = {}
-    log_file = log_path.open("a", encoding="utf-8")
-    configure_logging("INFO", stream=log_file)
+    configure_logging("INFO", stream=log_stream)
     defaults = Settings()
     for mode in ValidationMode:
         store = ModeStore(engine, default=ModeState(mode))
@@ -247,7 +246,6 @@ def _layer_cost(url: str, calls: int, log_path: Path) -> dict[str, Any]:
                 "mean_us": round(statistics.fmean(samples) * 1e6, 2),
             }
     engine.dispose()
-    log_file.close()
     return out
 
 
@@ -338,7 +336,8 @@ def main() -> None:
             base = stack.enter_context(_server(url, directory / f"{mode}.log"))
             servers[mode] = (base, key, fund)
         latency = _latency(servers, args.requests)
-        layer = _layer_cost(urls["off"], args.layer_calls, directory / "layer-offenders.log")
+        log_stream = stack.enter_context((directory / "layer-offenders.log").open("a", encoding="utf-8"))
+        layer = _layer_cost(urls["off"], args.layer_calls, log_stream)
         base, key, fund = servers["enforce"]
         throughput = asyncio.run(_throughput(base, key, fund, args.seconds, args.concurrency))
 
