@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from tests.ops.conftest import (  # noqa: F401  (fixtures)
     postgres_up,
     sqlite_template,
 )
-from tests.ops.legacy_data import current_values, seed_legacy
+from tests.ops.legacy_data import CANONICAL, current_values, seed_legacy
 
 
 @pytest.fixture
@@ -195,3 +196,99 @@ def test_verify_backup_detects_damage(cli, engine: Engine) -> None:  # noqa: F81
     result = cli("verify-backup", str(backup_file), backup_dir=False)
     assert result.exit_code == 1
     assert "truncated" in one_line_error(result.output)
+
+
+def _interrupt_a_rollback(engine: Engine, columns: list[StageColumn], target_run_id: str) -> str:  # noqa: F811
+    from tests.ops.test_normalize import interrupted_rollback
+
+    return interrupted_rollback(engine, columns, target_run_id)
+
+
+def test_apply_never_resumes_an_interrupted_rollback(cli, engine: Engine, columns: list[StageColumn]) -> None:  # noqa: F811
+    seeded = seed_legacy(engine, companies=40, deals=10)
+    assert cli("backup").exit_code == 0
+    applied = cli("normalize-stages", "--apply", "--json")
+    assert applied.exit_code == 0, applied.output
+    run_id = json.loads(applied.stdout)["result"]["run_id"]
+    rollback_id = _interrupt_a_rollback(engine, columns, run_id)
+    halfway = current_values(engine, "portfolio_companies")
+    assert halfway != seeded.companies  # partly rolled back
+    for flag in ("--apply", "--resume"):
+        refused = cli("normalize-stages", flag)
+        assert refused.exit_code == 1, refused.output
+        message = one_line_error(refused.output)
+        assert f"rollback run {rollback_id} of run {run_id} is unfinished" in message
+        assert f"--rollback {run_id}" in message
+        assert current_values(engine, "portfolio_companies") == halfway
+    other = cli("normalize-stages", "--rollback", "nope", "--confirm", "CONFIRM")
+    assert other.exit_code == 1
+    assert f"--rollback {run_id}" in one_line_error(other.output)
+    resumed = cli("normalize-stages", "--rollback", run_id, "--confirm", "CONFIRM", "--json")
+    assert resumed.exit_code == 0, resumed.output
+    body = json.loads(resumed.stdout)["result"]
+    assert (body["run_id"], body["kind"], body["resumed"]) == (rollback_id, "rollback", True)
+    assert current_values(engine, "portfolio_companies") == seeded.companies
+    with engine.connect() as connection:
+        statuses = dict(connection.execute(text("SELECT id, status FROM stage_normalization_runs")).all())
+    assert statuses == {run_id: "rolled_back", rollback_id: "completed"}
+
+
+def test_resume_rechecks_the_backup_gate(cli, engine: Engine) -> None:  # noqa: F811
+    seed_legacy(engine, companies=40, deals=10)
+    backup = json.loads(cli("backup", "--json").stdout)
+    assert cli("normalize-stages", "--apply", "--batch-size", "5").exit_code == 0
+    with engine.begin() as connection:  # pretend the run died after its first batches
+        connection.execute(text("UPDATE stage_normalization_runs SET status = 'failed'"))
+    manifest_file = Path(backup["manifest_file"])
+    manifest = json.loads(manifest_file.read_text())
+    manifest["created_at"] = (datetime.now(UTC) - timedelta(hours=30)).isoformat()
+    manifest_file.write_text(json.dumps(manifest))
+    for flag in ("--resume", "--apply"):
+        stale = cli("normalize-stages", flag)
+        assert stale.exit_code == 1, stale.output
+        assert "fresh, verified backup" in one_line_error(stale.output)
+    assert cli("backup").exit_code == 0
+    resumed = cli("normalize-stages", "--resume", "--json")
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["result"]["resumed"] is True
+
+
+def test_constrain_refusal_lists_the_offending_rows_in_text_mode(cli, engine: Engine) -> None:  # noqa: F811
+    seeded = seed_legacy(engine, companies=80, deals=20, legacy_share=0.5)
+    refused = cli("constrain-stages", backup_dir=False)
+    assert refused.exit_code == 1
+    assert "non-canonical stages remain" in one_line_error(refused.output)
+    legacy = sorted(
+        [("portfolio_companies", i, v) for i, v in seeded.companies.items() if v not in CANONICAL]
+        + [("deal_opportunities", i, v) for i, v in seeded.deals.items() if v not in CANONICAL]
+    )
+    listed = [line.strip() for line in refused.output.splitlines() if " id " in line]
+    assert len(listed) == 20
+    expected = [f"{t} id {i}: {v!r}" for t, i, v in legacy if t == "portfolio_companies"][:20]
+    assert listed == expected
+    assert f"... and {len(legacy) - 20} more rows" in refused.output
+    as_json = cli("constrain-stages", "--json", backup_dir=False)
+    offending = json.loads(as_json.stdout)["error"]["offending"]
+    assert sum(group["rows"] for group in offending) == len(legacy)
+
+
+def test_restore_says_when_it_removes_the_stage_guard(
+    cli,
+    engine: Engine,  # noqa: F811
+    database_url: str,  # noqa: F811
+) -> None:
+    seed_legacy(engine, companies=12, deals=3)
+    backup_file = json.loads(cli("backup", "--json").stdout)["file"]
+    assert cli("normalize-stages", "--apply").exit_code == 0
+    assert cli("constrain-stages", backup_dir=False).exit_code == 0
+    engine.dispose()
+    restored = CliRunner().invoke(
+        _app(), ["restore", backup_file, "--target", database_url, "--confirm", "CONFIRM"]
+    )
+    assert restored.exit_code == 0, restored.output
+    assert "stage guard ck_portfolio_companies_stage_canonical: validated -> absent" in restored.output
+    assert "predates `fundmodel db constrain-stages`" in restored.output
+    report = cli("verify", "--json", backup_dir=False)
+    checks = {c["name"]: c["status"] for c in json.loads(report.stdout)["checks"]}
+    assert checks["stage_guard_present"] == "warn"
+    assert checks["portfolio_companies.stage_canonical"] == "fail"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, update
+from sqlalchemy.exc import DBAPIError
 
 from fundmodel.db.tables import portfolio_companies
 from fundmodel.errors import IntegrityCheckError, OperationRefusedError
@@ -18,9 +19,11 @@ from fundmodel.ops.backup import (
     require_fresh_backup,
     sha256_of,
 )
+from fundmodel.ops.constraints import add_stage_constraints, guard_states
 from fundmodel.ops.restore import restore_backup, verify_backup
-from fundmodel.ops.stage_columns import stage_metadata
+from fundmodel.ops.stage_columns import stage_columns, stage_metadata
 from tests.ops.legacy_data import current_values, seed_legacy
+from tests.ops.test_normalize import apply
 
 STAGE_TABLES = ["portfolio_companies", "deal_opportunities"]
 
@@ -159,3 +162,45 @@ def test_restore_refuses_a_damaged_backup_and_leaves_the_target_alone(
     with pytest.raises(IntegrityCheckError):
         restore_backup(result.file, database_url)
     assert set(current_values(engine, "portfolio_companies").values()) == {"growth"}
+
+
+def guards(engine: Engine) -> dict[str, str]:
+    with engine.connect() as connection:
+        return guard_states(connection, stage_columns(stage_metadata()))
+
+
+def test_restore_brings_back_exactly_the_backed_up_guard_state(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    """Same on both backends: the guard is part of the backed-up schema state. A backup taken before
+    `constrain-stages` restores its legacy rows and no guard (SQLite used to abort on its own guard
+    triggers; PostgreSQL dropped the constraint without saying so); a later backup brings it back."""
+    columns = stage_columns(stage_metadata())
+    seeded = seed_legacy(engine, companies=30, deals=10)
+    before_normalizing = make_backup(engine, tmp_path / "old")
+    apply(engine, columns)
+    add_stage_constraints(engine, columns)
+    guarded_rows = current_values(engine, "portfolio_companies")
+    guarded = make_backup(engine, tmp_path / "new")
+    engine.dispose()
+
+    report = restore_backup(before_normalizing.file, database_url)
+    assert report.ok
+    assert current_values(engine, "portfolio_companies") == seeded.companies
+    assert set(guards(engine).values()) == {"absent"}
+    assert report.guard_changes() == {
+        "ck_portfolio_companies_stage_canonical": ("validated", "absent"),
+        "ck_deal_opportunities_stage_canonical": ("validated", "absent"),
+    }
+    assert report.to_json()["stage_guard"]["after"] == guards(engine)
+    with engine.begin() as connection:  # nothing guards the restored legacy state, as backed up
+        connection.execute(update(portfolio_companies).values(stage="Series B"))
+    engine.dispose()
+
+    report = restore_backup(guarded.file, database_url)
+    assert report.ok
+    assert current_values(engine, "portfolio_companies") == guarded_rows
+    assert set(guards(engine).values()) == {"validated"}
+    assert set(report.guard_changes().values()) == {("absent", "validated")}
+    with pytest.raises(DBAPIError), engine.begin() as connection:
+        connection.execute(update(portfolio_companies).values(stage="Series B"))

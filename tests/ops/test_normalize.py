@@ -2,14 +2,16 @@ from __future__ import annotations
 
 import random
 import threading
+import time
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, event, func, select, text, update
 
 from fundmodel.db.tables import portfolio_companies
 from fundmodel.errors import OperationRefusedError
 from fundmodel.ops import normalize as runner
-from fundmodel.ops.constraints import add_stage_constraints, drop_stage_constraints
+from fundmodel.ops.constraints import add_stage_constraints, constraints_present, drop_stage_constraints
 from fundmodel.ops.planning import build_plan, classify_stage_value
 from fundmodel.ops.stage_columns import (
     CANONICAL_VALUES,
@@ -21,12 +23,18 @@ from fundmodel.ops.verify import run_integrity_checks
 from tests.ops.legacy_data import LEGACY, Seeded, audit_rows, current_values, seed_legacy
 
 
-def apply(engine: Engine, columns: list[StageColumn], batch_size: int = 37) -> runner.RunResult:
+def apply(
+    engine: Engine,
+    columns: list[StageColumn],
+    batch_size: int = 37,
+    progress: runner.Progress | None = None,
+) -> runner.RunResult:
+    """What `normalize-stages --apply` does after its gates: one run plus any follow-up runs."""
     with engine.connect() as connection:
         plan = build_plan(connection, columns)
     options = runner.RunOptions(batch_size=batch_size)
     run_id = runner.create_run(engine, columns, plan, options, backup=None)
-    return runner.execute_run(engine, columns, run_id, options)
+    return runner.normalize_to_completion(engine, columns, run_id, options, backup=None, progress=progress)
 
 
 def expected_final(seeded: Seeded, table: str) -> dict[int, str]:
@@ -174,10 +182,19 @@ def test_concurrent_writer_is_never_overwritten_blindly(
                 )
             written.setdefault(row_id, []).append(value)
 
+    class StopWriterAfterCompanies(runner.NullProgress):
+        """The writer works on companies while the run goes through them, then stops for good, so
+        everything it wrote is the run's to normalize (writes after a run are the next run's)."""
+
+        def start_table(self, table: str, total: int, done: int) -> None:
+            if table != "portfolio_companies":
+                stop.set()
+                thread.join()
+
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        apply(engine, columns, batch_size=10)
+        result = apply(engine, columns, batch_size=10, progress=StopWriterAfterCompanies())
     finally:
         stop.set()
         thread.join()
@@ -195,20 +212,23 @@ def test_concurrent_writer_is_never_overwritten_blindly(
             assert classify_stage_value(before) == ("change", after)
         if row_id in written:
             last = written[row_id][-1]
-            # Either the writer's value survived, or the job normalized exactly that value.
+            # The writer's last value survived when canonical, or the job normalized exactly that value.
             assert final[row_id] == last or (final[row_id], (last, final[row_id])) == (
                 classify_stage_value(last)[1],
                 audited[row_id][-1],
             )
         else:
             assert final[row_id] == (classify_stage_value(original)[1] or original)
-    second = apply(engine, columns)
-    assert second.status == "completed"
+    # One apply suffices: rows the writer changed between a batch's survey and its lock are re-planned
+    # in that batch, and legacy values it put behind the cursor get a follow-up run.
+    assert result.status == "completed"
+    assert result.non_canonical_left == []
     with engine.connect() as connection:
         remaining = connection.execute(
             select(portfolio_companies.c.id).where(portfolio_companies.c.stage.not_in(CANONICAL_VALUES))
         ).all()
     assert remaining == []
+    verify_ok(engine, columns)
 
 
 def runner_engine(url: str) -> Engine:
@@ -233,3 +253,280 @@ def test_counts_per_run_are_recorded(engine: Engine, columns: list[StageColumn])
     with engine.connect() as connection:
         statuses = connection.execute(text("SELECT DISTINCT status FROM stage_normalization_batches")).all()
     assert statuses == [("committed",)]
+
+
+class _FailAfter(runner.NullProgress):
+    """Progress that raises after ``batches`` batches: a run interrupted mid-way."""
+
+    def __init__(self, batches: int) -> None:
+        self.left = batches
+
+    def advance(self, table: str, rows: int) -> None:
+        self.left -= 1
+        if self.left == 0:
+            raise _InterruptedError
+
+
+class _InterruptedError(Exception):
+    pass
+
+
+def interrupted_rollback(engine: Engine, columns: list[StageColumn], target_run_id: str) -> str:
+    """A rollback of ``target_run_id`` that failed after its first batch."""
+    options = runner.RunOptions(batch_size=4)
+    rollback_id = runner.create_rollback_run(engine, columns, target_run_id, options)
+    with pytest.raises(_InterruptedError):
+        runner.execute_rollback(engine, columns, rollback_id, options, progress=_FailAfter(1))
+    return rollback_id
+
+
+def test_a_normalization_resume_never_continues_a_rollback(
+    engine: Engine, columns: list[StageColumn]
+) -> None:
+    seed_legacy(engine, companies=40, deals=10)
+    run = apply(engine, columns)
+    rollback_id = interrupted_rollback(engine, columns, run.run_id)
+    assert runner.find_incomplete_run(engine, runner.KIND_NORMALIZE) is None
+    assert runner.find_incomplete_run(engine)["id"] == rollback_id  # type: ignore[index]
+    with pytest.raises(OperationRefusedError, match=f"--rollback {run.run_id}"):
+        runner.execute_run(engine, columns, rollback_id, runner.RunOptions(), resumed=True)
+    # The rollback itself is continued by its own runner and finishes what it started.
+    runner.execute_rollback(engine, columns, rollback_id, runner.RunOptions(), resumed=True)
+    assert runner.get_run(engine, run.run_id)["status"] == "rolled_back"  # type: ignore[index]
+
+
+def _half_guard(engine: Engine, columns: list[StageColumn]) -> None:
+    """A guard that refuses new legacy values without being complete: PostgreSQL NOT VALID, or one of
+    the two SQLite triggers."""
+    if engine.dialect.name == "postgresql":
+        canonical = ", ".join(f"'{value}'" for value in CANONICAL_VALUES)
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "ALTER TABLE portfolio_companies ADD CONSTRAINT ck_portfolio_companies_stage_canonical "
+                f"CHECK (stage IN ({canonical})) NOT VALID"
+            )
+    else:
+        canonical = ", ".join(f"'{value}'" for value in CANONICAL_VALUES)
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "CREATE TRIGGER trg_portfolio_companies_stage_canonical_update "
+                "BEFORE UPDATE OF stage ON portfolio_companies "
+                f"WHEN NEW.stage NOT IN ({canonical}) BEGIN SELECT RAISE(ABORT, 'not canonical'); END"
+            )
+
+
+def test_a_guard_not_fully_in_place_still_blocks_a_rollback(
+    engine: Engine, columns: list[StageColumn]
+) -> None:
+    seed_legacy(engine, companies=30, deals=5)
+    run = apply(engine, columns)
+    _half_guard(engine, columns)
+    assert constraints_present(engine, columns) == {
+        "ck_portfolio_companies_stage_canonical": True,
+        "ck_deal_opportunities_stage_canonical": False,
+    }
+    with pytest.raises(OperationRefusedError, match="constrain-stages --drop"):
+        runner.create_rollback_run(engine, columns, run.run_id, runner.RunOptions())
+    drop_stage_constraints(engine, columns)
+    assert not any(constraints_present(engine, columns).values())
+    rollback_id = runner.create_rollback_run(engine, columns, run.run_id, runner.RunOptions())
+    assert runner.execute_rollback(engine, columns, rollback_id, runner.RunOptions()).refused == []
+
+
+def test_resuming_a_rollback_rechecks_the_guard(engine: Engine, columns: list[StageColumn]) -> None:
+    seed_legacy(engine, companies=40, deals=10)
+    run = apply(engine, columns)
+    rollback_id = interrupted_rollback(engine, columns, run.run_id)
+    _half_guard(engine, columns)
+    # Refused up front, before any batch runs into the guard.
+    with pytest.raises(OperationRefusedError, match="would refuse the old values"):
+        runner.execute_rollback(engine, columns, rollback_id, runner.RunOptions(), resumed=True)
+
+
+def test_rollback_completes_itself_and_its_target_in_one_transaction(
+    engine: Engine, columns: list[StageColumn], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded = seed_legacy(engine, companies=40, deals=10)
+    run = apply(engine, columns)
+    options = runner.RunOptions(batch_size=8)
+    rollback_id = runner.create_rollback_run(engine, columns, run.run_id, options)
+
+    class CrashError(Exception):
+        pass
+
+    def crash_on_marking_the_target(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        values = params.values() if isinstance(params, dict) else params
+        if statement.startswith("UPDATE stage_normalization_runs") and "rolled_back" in list(values):
+            raise CrashError
+
+    # The process dies right there (kill -9): nothing gets to record the failure.
+    monkeypatch.setattr(runner, "_record_failure", lambda *_args: None)
+    event.listen(engine, "before_cursor_execute", crash_on_marking_the_target)
+    try:
+        with pytest.raises(CrashError):
+            runner.execute_rollback(engine, columns, rollback_id, options)
+    finally:
+        event.remove(engine, "before_cursor_execute", crash_on_marking_the_target)
+    # Neither status changed: the rollback is not complete while its target still looks un-rolled-back.
+    assert runner.get_run(engine, rollback_id)["status"] == "running"  # type: ignore[index]
+    assert runner.get_run(engine, run.run_id)["status"] == "completed"  # type: ignore[index]
+    monkeypatch.undo()
+    result = runner.execute_rollback(engine, columns, rollback_id, options, resumed=True)
+    assert result.rows_changed == seeded.expected_changes()
+    assert runner.get_run(engine, rollback_id)["status"] == "completed"  # type: ignore[index]
+    assert runner.get_run(engine, run.run_id)["status"] == "rolled_back"  # type: ignore[index]
+    assert current_values(engine, "portfolio_companies") == seeded.companies
+
+
+def test_legacy_values_written_behind_the_cursor_get_a_follow_up_run(
+    engine: Engine, columns: list[StageColumn], database_url: str
+) -> None:
+    seed_legacy(engine, companies=60, deals=10)
+    before = current_values(engine, "portfolio_companies")
+    normalized_first = min(k for k, v in before.items() if classify_stage_value(v)[0] == "change")
+    canonical_first = min(k for k, v in before.items() if v in CANONICAL_VALUES)
+    writer = runner_engine(database_url)
+
+    class WriteBehindTheCursor(runner.NullProgress):
+        """Once companies are done, a writer puts legacy values into rows the run already passed:
+        one it normalized, one that was canonical."""
+
+        fired = False
+
+        def start_table(self, table: str, total: int, done: int) -> None:
+            if table == "deal_opportunities" and not self.fired:
+                self.fired = True
+                with writer.begin() as connection:
+                    for row_id, value in ((normalized_first, "Series A"), (canonical_first, "SEED")):
+                        connection.execute(
+                            update(portfolio_companies)
+                            .where(portfolio_companies.c.id == row_id)
+                            .values(stage=value)
+                        )
+
+    try:
+        result = apply(engine, columns, progress=WriteBehindTheCursor())
+    finally:
+        writer.dispose()
+    assert len(result.follow_up_runs) == 1
+    assert result.non_canonical_left == []
+    final = current_values(engine, "portfolio_companies")
+    assert (final[normalized_first], final[canonical_first]) == ("series_a", "seed")
+    follow_up = audit_rows(engine, result.follow_up_runs[0])
+    assert sorted((int(r[2]), r[3], r[4]) for r in follow_up) == sorted(
+        [(normalized_first, "Series A", "series_a"), (canonical_first, "SEED", "seed")]
+    )
+    verify_ok(engine, columns)
+
+
+def test_legacy_values_left_after_the_last_follow_up_are_reported(
+    engine: Engine, columns: list[StageColumn], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_legacy(engine, companies=30, deals=5)
+    monkeypatch.setattr(runner, "MAX_FOLLOW_UP_RUNS", 0)
+    writer = runner_engine(database_url)
+
+    class WriteOnce(runner.NullProgress):
+        fired = False
+
+        def start_table(self, table: str, total: int, done: int) -> None:
+            if table == "deal_opportunities" and not self.fired:
+                self.fired = True
+                with writer.begin() as connection:
+                    connection.execute(
+                        update(portfolio_companies)
+                        .where(
+                            portfolio_companies.c.id
+                            == select(func.min(portfolio_companies.c.id)).scalar_subquery()
+                        )
+                        .values(stage="Series B")
+                    )
+
+    try:
+        result = apply(engine, columns, progress=WriteOnce())
+    finally:
+        writer.dispose()
+    assert result.follow_up_runs == []
+    assert result.non_canonical_left == [
+        {"table": "portfolio_companies", "value": "Series B", "after": "series_b", "rows": 1}
+    ]
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+@pytest.mark.parametrize("timing", ["committed_before_the_lock", "committed_while_the_batch_waits"])
+def test_postgresql_batch_replans_a_row_changed_between_survey_and_lock(
+    engine: Engine,
+    columns: list[StageColumn],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    timing: str,
+) -> None:
+    """The PostgreSQL batch surveys its range without locks; a row rewritten to another legacy spelling
+    before the lock must be normalized in that batch, from the value it then holds. (SQLite has no such
+    window: its batch takes the write lock before reading.)"""
+    seed_legacy(engine, companies=40, deals=5, legacy_share=0.5)
+    writer = runner_engine(database_url)
+    victim: dict[str, Any] = {}
+    survey = runner._survey_range
+
+    def survey_then_rewrite(
+        connection: Any, column: StageColumn, after_key: Any, batch_size: int
+    ) -> tuple[int, Any, dict[str | None, int]]:
+        scanned, last_key, present = survey(connection, column, after_key, batch_size)
+        if victim or column.table_name != "portfolio_companies" or len(present) < 2:
+            return scanned, last_key, present
+        with writer.connect() as probe:
+            row_id, value = probe.execute(
+                select(portfolio_companies.c.id, portfolio_companies.c.stage)
+                .where(
+                    portfolio_companies.c.id <= last_key,
+                    portfolio_companies.c.stage.not_in(CANONICAL_VALUES),
+                )
+                .order_by(portfolio_companies.c.id)
+                .limit(1)
+            ).one()
+        if timing == "committed_before_the_lock":
+            # A spelling the batch did not see at all.
+            new_value = next(v for v in LEGACY if v not in present and classify_stage_value(v)[0] == "change")
+        else:
+            # A spelling the batch maps too, committed only once the batch's lock statement waits for it.
+            new_value = next(v for v in present if v is not None and v != value)
+        victim.update(row_id=row_id, value=new_value)
+        holder = writer.connect()
+        transaction = holder.begin()
+        holder.execute(
+            update(portfolio_companies).where(portfolio_companies.c.id == row_id).values(stage=new_value)
+        )
+        if timing == "committed_before_the_lock":
+            transaction.commit()
+            holder.close()
+        else:
+
+            def commit_later() -> None:
+                time.sleep(0.5)
+                transaction.commit()
+                holder.close()
+
+            threading.Thread(target=commit_later).start()
+        return scanned, last_key, present
+
+    monkeypatch.setattr(runner, "_survey_range", survey_then_rewrite)
+    try:
+        result = apply(engine, columns, batch_size=10)
+    finally:
+        writer.dispose()
+    assert victim, "the survey hook never fired"
+    assert result.follow_up_runs == []  # handled inside the batch, not by a later run
+    assert result.non_canonical_left == []
+    final = current_values(engine, "portfolio_companies")
+    assert final[victim["row_id"]] == classify_stage_value(victim["value"])[1]
+    [entry] = [
+        r
+        for r in audit_rows(engine, result.run_id)
+        if r[1:3] == ("portfolio_companies", str(victim["row_id"]))
+    ]
+    assert entry[3] == victim["value"]
+    assert all(value in CANONICAL_VALUES for value in final.values())
+    verify_ok(engine, columns)

@@ -81,11 +81,34 @@ def _stderr() -> Console:
     return Console(stderr=True, soft_wrap=True)
 
 
+# Offending rows a refusal lists on stderr in text mode (--json carries them all).
+_LISTED_OFFENDING_ROWS = 20
+
+
 def _fail(message: str, code: int, *, as_json: bool, extra: dict[str, Any] | None = None) -> NoReturn:
     if as_json:
         typer.echo(json.dumps({"ok": False, "error": {"detail": message, **(extra or {})}}, default=str))
     typer.echo(f"error: {message}", err=True)
+    if not as_json:
+        for line in _offending_lines((extra or {}).get("offending")):
+            typer.echo(line, err=True)
     raise typer.Exit(code)
+
+
+def _offending_lines(offending: Any) -> list[str]:
+    """The rows a refusal names (table, id, value), the first few of them plus how many more."""
+    if not isinstance(offending, list) or not offending:
+        return []
+    total = sum(int(group.get("rows", 0)) for group in offending)
+    listed = [
+        (group["table"], row["row_id"], row["value"])
+        for group in offending
+        for row in group.get("listed", [])
+    ][:_LISTED_OFFENDING_ROWS]
+    lines = [f"  {table} id {row_id}: {value!r}" for table, row_id, value in listed]
+    if total > len(listed):
+        lines.append(f"  ... and {total - len(listed)} more rows (all of them with --json)")
+    return lines
 
 
 @contextmanager
@@ -103,7 +126,11 @@ def _one_line_errors(as_json: bool) -> Iterator[None]:
     except OSError as exc:
         _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1, as_json=as_json)
     except KeyboardInterrupt:
-        _fail("interrupted; an apply run can be continued with --resume", 1, as_json=as_json)
+        _fail(
+            "interrupted; an apply run is continued with --resume, a rollback with --rollback RUN_ID",
+            1,
+            as_json=as_json,
+        )
 
 
 def _database_url(explicit: str | None) -> str:
@@ -293,12 +320,18 @@ def normalize_stages(
             engine.dispose()
     if result is None:
         return
+    incomplete_result = bool(result.refused or result.non_canonical_left)
     if as_json:
-        _print_json({"ok": not result.refused, "result": result.to_json()})
+        _print_json({"ok": not incomplete_result, "result": result.to_json()})
     else:
         console.print(
             f"run {result.run_id} ({result.kind}{', resumed' if result.resumed else ''}) "
             f"{result.status}: {result.rows_changed} rows changed in {result.batches} batches"
+            + (
+                f" (with follow-up runs {', '.join(result.follow_up_runs)} for values written meanwhile)"
+                if result.follow_up_runs
+                else ""
+            )
             + (f", {result.rows_replanned} re-planned" if result.rows_replanned else "")
             + (f", {result.rows_unknown_seen} unknown left untouched" if result.rows_unknown_seen else "")
         )
@@ -312,7 +345,16 @@ def normalize_stages(
                 f"  [yellow]refused[/] {row['table']} id {row['row_id']}: changed since the run "
                 f"(expected {row['expected']!r})"
             )
-    if result.refused:
+        if result.non_canonical_left:
+            rows = sum(left["rows"] for left in result.non_canonical_left)
+            console.print(
+                f"error: {rows} rows still hold legacy spellings written during the run and "
+                f"{len(result.follow_up_runs)} follow-up runs; run --apply again once writers send "
+                "canonical stages"
+            )
+            for left in result.non_canonical_left[:20]:
+                console.print(f"  [yellow]left[/] {left['table']}: {left['value']!r} x{left['rows']}")
+    if incomplete_result:
         raise typer.Exit(1)
 
 
@@ -337,24 +379,34 @@ def _run_mutation(
     interactive = sys.stdin.isatty()
     incomplete = runner.find_incomplete_run(engine)
     if rollback is not None:
-        if incomplete is not None:
-            raise OperationRefusedError(
-                f"run {incomplete['id']} is unfinished; finish it with --resume first"
-            )
-        require_confirmation(
-            confirm,
-            action=f"Roll back run {rollback} on {_redacted(url)}",
-            interactive=interactive,
-            ask=lambda text: typer.prompt(text, err=True),
+        return _run_rollback(engine, url, columns, rollback, incomplete, options, confirm, as_json)
+    if incomplete is not None and incomplete["kind"] != runner.KIND_NORMALIZE:
+        # Resuming it here would put the legacy values back: only --rollback continues a rollback.
+        raise OperationRefusedError(
+            f"rollback run {incomplete['id']} of run {incomplete['target_run_id']} is unfinished "
+            f"({incomplete['status']}); --apply and --resume only continue normalization runs: finish "
+            f"the rollback with `{runner.resume_hint(incomplete)}`, then normalize again"
         )
-        run_id = runner.create_rollback_run(engine, columns, rollback, options)
-        with _progress_bars(not as_json) as bars:
-            return runner.execute_rollback(engine, columns, run_id, options, progress=bars)
+
+    def backup_gate() -> runner.BackupReference:
+        backup_path, manifest = require_fresh_backup(
+            make_url(url),
+            [column.table_name for column in columns],
+            backup_dir=backup_dir,
+            max_age=max_age,
+            explicit_file=backup_file,
+        )
+        console.print(f"backup gate passed: {backup_path.name} (created {manifest['created_at']})")
+        return runner.BackupReference(file=str(backup_path), sha256=str(manifest["sha256"]))
+
     if incomplete is not None:
+        # The run may have stopped long ago: a resume changes rows too, so it needs a fresh backup
+        # just like a new run (the one the run started with still counts while it is fresh).
+        backup = backup_gate()
         console.print(f"resuming {incomplete['kind']} run {incomplete['id']} ({incomplete['status']})")
         with _progress_bars(not as_json) as bars:
-            resumed = runner.execute_run(
-                engine, columns, incomplete["id"], options, progress=bars, resumed=True
+            resumed = runner.normalize_to_completion(
+                engine, columns, incomplete["id"], options, backup=backup, progress=bars, resumed=True
             )
         return _with_unknown_left(engine, columns, resumed, max_listed_rows)
     if resume:
@@ -381,25 +433,53 @@ def _run_mutation(
         else:
             console.print("nothing to change: every known stage is already canonical")
         return None
-    backup_path, manifest = require_fresh_backup(
-        make_url(url),
-        [column.table_name for column in columns],
-        backup_dir=backup_dir,
-        max_age=max_age,
-        explicit_file=backup_file,
-    )
-    console.print(f"backup gate passed: {backup_path.name} (created {manifest['created_at']})")
-    run_id = runner.create_run(
-        engine,
-        columns,
-        plan,
-        options,
-        backup=runner.BackupReference(file=str(backup_path), sha256=str(manifest["sha256"])),
-    )
+    backup = backup_gate()
+    run_id = runner.create_run(engine, columns, plan, options, backup=backup)
     console.print(f"run {run_id}: {plan.rows_to_change} rows to change")
     with _progress_bars(not as_json) as bars:
-        result = runner.execute_run(engine, columns, run_id, options, progress=bars)
+        result = runner.normalize_to_completion(
+            engine, columns, run_id, options, backup=backup, progress=bars
+        )
     return _with_unknown_left(engine, columns, result, max_listed_rows)
+
+
+def _run_rollback(
+    engine: Engine,
+    url: str,
+    columns: list[Any],
+    target_run_id: str,
+    incomplete: dict[str, Any] | None,
+    options: runner.RunOptions,
+    confirm: str | None,
+    as_json: bool,
+) -> runner.RunResult:
+    """Roll back one run, or continue the interrupted rollback of that same run."""
+    resuming = (
+        incomplete is not None
+        and incomplete["kind"] == runner.KIND_ROLLBACK
+        and incomplete["target_run_id"] == target_run_id
+    )
+    if incomplete is not None and not resuming:
+        raise OperationRefusedError(
+            f"{incomplete['kind']} run {incomplete['id']} is unfinished; "
+            f"finish it with `{runner.resume_hint(incomplete)}` first"
+        )
+    require_confirmation(
+        confirm,
+        action=(
+            f"{'Continue rolling back' if resuming else 'Roll back'} run {target_run_id} on {_redacted(url)}"
+        ),
+        interactive=sys.stdin.isatty(),
+        ask=lambda text: typer.prompt(text, err=True),
+    )
+    if resuming:
+        assert incomplete is not None
+        run_id, resumed = str(incomplete["id"]), True
+        _stderr().print(f"resuming rollback run {run_id} of run {target_run_id} ({incomplete['status']})")
+    else:
+        run_id, resumed = runner.create_rollback_run(engine, columns, target_run_id, options), False
+    with _progress_bars(not as_json) as bars:
+        return runner.execute_rollback(engine, columns, run_id, options, progress=bars, resumed=resumed)
 
 
 def _with_unknown_left(
@@ -540,7 +620,15 @@ def restore(
     if as_json:
         _print_json(report.to_json())
     else:
-        _render_backup_report(report, _stderr(), "restored")
+        console = _stderr()
+        _render_backup_report(report, console, "restored")
+        for name, (before, after) in report.guard_changes().items():
+            console.print(f"stage guard {name}: {before.replace('_', ' ')} -> {after.replace('_', ' ')}")
+        if any(after == "absent" for _before, after in report.guard_changes().values()):
+            console.print(
+                "note: the backup predates `fundmodel db constrain-stages`; the restored tables hold "
+                "their state of then, without the guard (add it again once the stages are canonical)"
+            )
     if not report.ok:
         raise typer.Exit(1)
 

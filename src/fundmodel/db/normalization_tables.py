@@ -71,6 +71,10 @@ stage_normalization_batches = Table(
     Column("rows_changed", Integer, nullable=False, default=0),
     Column("rows_replanned", Integer, nullable=False, default=0),
     Column("rows_unknown", Integer, nullable=False, default=0),
+    # What the batch's own transaction did to the row count of its table (revision 0004): the job only
+    # updates, so both are 0; `fundmodel db verify` fails otherwise. NULL: committed before 0004.
+    Column("rows_inserted", Integer, nullable=True),
+    Column("rows_deleted", Integer, nullable=True),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("committed_at", DateTime(timezone=True), nullable=True),
     PrimaryKeyConstraint("run_id", "table_name", "batch_no", name="pk_stage_normalization_batches"),

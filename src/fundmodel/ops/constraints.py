@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
@@ -21,6 +21,14 @@ from fundmodel.ops.connection import is_postgresql
 from fundmodel.ops.stage_columns import CANONICAL_VALUES, StageColumn
 
 _LISTED_ROWS = 100
+
+# Per stage column: the guard fully in force (PostgreSQL: VALIDATED; SQLite: both triggers), in force
+# for new writes only (PostgreSQL NOT VALID), half there (SQLite: one of its two triggers), or absent.
+GuardState = Literal["validated", "not_valid", "partial", "absent"]
+GUARD_VALIDATED: GuardState = "validated"
+GUARD_NOT_VALID: GuardState = "not_valid"
+GUARD_PARTIAL: GuardState = "partial"
+GUARD_ABSENT: GuardState = "absent"
 
 
 def constraint_name(column: StageColumn) -> str:
@@ -48,58 +56,78 @@ class ConstraintReport:
 
 
 def offending_rows(connection: Connection, columns: Sequence[StageColumn]) -> list[dict[str, Any]]:
-    """Per table, non-canonical (non-NULL) values with their counts and the first row ids."""
+    """Per table, non-canonical (non-NULL) values with their counts and the first rows (id and value)."""
     found = []
     for column in columns:
         bad = column.column.not_in(CANONICAL_VALUES) & column.column.is_not(None)
         count = connection.execute(select(func.count()).where(bad)).scalar_one()
         if count:
-            ids = connection.scalars(
-                select(column.key).where(bad).order_by(column.key).limit(_LISTED_ROWS)
+            listed = connection.execute(
+                select(column.key, column.column).where(bad).order_by(column.key).limit(_LISTED_ROWS)
             ).all()
             values = connection.scalars(select(column.column).where(bad).distinct().limit(20)).all()
             found.append(
                 {
                     "table": column.table_name,
                     "rows": int(count),
-                    "row_ids": [str(i) for i in ids],
+                    "row_ids": [str(row_id) for row_id, _value in listed],
                     "values": sorted(values),
+                    "listed": [{"row_id": str(row_id), "value": value} for row_id, value in listed],
                 }
             )
     return found
 
 
 def _postgresql_state(connection: Connection, column: StageColumn) -> bool | None:
-    """None when absent, else whether the constraint is validated."""
+    """None when absent, else whether the constraint is validated (also None when the table is missing)."""
     row = connection.execute(
         text(
-            "SELECT convalidated FROM pg_constraint "
-            "WHERE conname = :name AND conrelid = CAST(:table AS regclass)"
+            "SELECT convalidated FROM pg_constraint WHERE conname = :name AND conrelid = to_regclass(:table)"
         ),
         {"name": constraint_name(column), "table": column.table_name},
     ).first()
     return None if row is None else bool(row[0])
 
 
-def _sqlite_triggers(column: StageColumn) -> tuple[str, str]:
+def sqlite_guard_triggers(column: StageColumn) -> tuple[str, str]:
+    """Names of the two SQLite guard triggers of a stage column (insert, update)."""
     base = f"trg_{column.table_name}_{column.column.name}_canonical"
     return f"{base}_insert", f"{base}_update"
 
 
-def _sqlite_present(connection: Connection, column: StageColumn) -> bool:
-    names = _sqlite_triggers(column)
+def _sqlite_trigger_count(connection: Connection, column: StageColumn) -> int:
+    names = sqlite_guard_triggers(column)
     present = connection.scalars(
         text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name IN (:a, :b)"),
         {"a": names[0], "b": names[1]},
     ).all()
-    return len(present) == 2
+    return len(present)
+
+
+def _sqlite_present(connection: Connection, column: StageColumn) -> bool:
+    return _sqlite_trigger_count(connection, column) == 2
+
+
+def guard_state(connection: Connection, column: StageColumn) -> GuardState:
+    if is_postgresql(connection):
+        validated = _postgresql_state(connection, column)
+        if validated is None:
+            return GUARD_ABSENT
+        return GUARD_VALIDATED if validated else GUARD_NOT_VALID
+    triggers = _sqlite_trigger_count(connection, column)
+    return GUARD_VALIDATED if triggers == 2 else GUARD_PARTIAL if triggers == 1 else GUARD_ABSENT
+
+
+def guard_states(connection: Connection, columns: Sequence[StageColumn]) -> dict[str, GuardState]:
+    """Per constraint name, how far the canonical-stage guard is in place (read-only)."""
+    return {constraint_name(column): guard_state(connection, column) for column in columns}
 
 
 def constraints_present(engine: Engine, columns: Sequence[StageColumn]) -> dict[str, bool]:
+    """Whether any part of each guard is in place. A NOT VALID constraint (or one SQLite trigger) counts:
+    it already refuses non-canonical values on write, which is what the rollback guard cares about."""
     with engine.connect() as connection:
-        if is_postgresql(connection):
-            return {constraint_name(c): _postgresql_state(connection, c) is True for c in columns}
-        return {constraint_name(c): _sqlite_present(connection, c) for c in columns}
+        return {name: state != GUARD_ABSENT for name, state in guard_states(connection, columns).items()}
 
 
 def add_stage_constraints(
@@ -165,7 +193,7 @@ def _add_postgresql(
 
 
 def _add_sqlite(connection: Connection, column: StageColumn) -> None:
-    insert_name, update_name = _sqlite_triggers(column)
+    insert_name, update_name = sqlite_guard_triggers(column)
     table = connection.dialect.identifier_preparer.format_table(column.table)
     stage = connection.dialect.identifier_preparer.quote(column.column.name)
     message = f"{column.table_name}.{column.column.name} must be a canonical stage"
@@ -195,9 +223,9 @@ def drop_stage_constraints(engine: Engine, columns: Sequence[StageColumn]) -> Co
                     f"DROP CONSTRAINT IF EXISTS {preparer.quote(name)}"
                 )
             else:
-                if not _sqlite_present(connection, column):
+                if _sqlite_trigger_count(connection, column) == 0:
                     continue
-                for trigger in _sqlite_triggers(column):
+                for trigger in sqlite_guard_triggers(column):
                     connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger}")
         report.dropped.append(name)
     return report

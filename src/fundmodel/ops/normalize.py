@@ -1,9 +1,11 @@
 """The batch runner: keyset batches, one transaction each, audited, resumable, reversible.
 
 Each batch locks the rows of its key range that are not canonical (PostgreSQL ``FOR UPDATE``;
-SQLite ``BEGIN IMMEDIATE``), updates them by id only where the value is still the one it read, and
-writes one audit row per changed row plus its own progress row in the same transaction. A run killed
-at any point therefore leaves whole batches only, and resuming continues after the last committed one.
+SQLite ``BEGIN IMMEDIATE``), classifies every value it finds under the lock (a value written after the
+plan is planned then), updates the rows by id to what their locked value becomes, and writes one audit
+row per changed row plus its own progress row in the same transaction. A run killed at any point
+therefore leaves whole batches only, and resuming continues after the last committed one. Legacy values a
+concurrent writer puts behind the cursor are left to a follow-up run (``normalize_to_completion``).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from fundmodel.db.normalization_tables import (
 from fundmodel.errors import OperationRefusedError, StoreUnavailableError
 from fundmodel.ops.connection import SQLITE_IMMEDIATE, is_postgresql
 from fundmodel.ops.constraints import constraints_present
-from fundmodel.ops.planning import Plan, classify_stage_value
+from fundmodel.ops.planning import Plan, build_plan, classify_stage_value
 from fundmodel.ops.stage_columns import CANONICAL_VALUES, StageColumn
 
 RUNNING = "running"
@@ -101,9 +103,13 @@ class RunResult:
     rows_replanned: int = 0
     rows_unknown_seen: int = 0
     batches: int = 0
+    # Runs one apply started after this one for legacy spellings written while it went on.
+    follow_up_runs: list[str] = field(default_factory=list)
     per_table: dict[str, int] = field(default_factory=dict)
     refused: list[dict[str, Any]] = field(default_factory=list)
     unknown_left: list[dict[str, Any]] = field(default_factory=list)
+    # Known legacy spellings still stored after the last follow-up run (a writer that never stopped).
+    non_canonical_left: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,9 +121,11 @@ class RunResult:
             "rows_replanned": self.rows_replanned,
             "rows_unknown_seen": self.rows_unknown_seen,
             "batches": self.batches,
+            "follow_up_runs": self.follow_up_runs,
             "per_table": self.per_table,
             "refused": self.refused,
             "unknown_left": self.unknown_left,
+            "non_canonical_left": self.non_canonical_left,
         }
 
 
@@ -139,16 +147,21 @@ def count_rows(connection: Connection, columns: Sequence[StageColumn]) -> dict[s
 # --- run bookkeeping -----------------------------------------------------------------------------
 
 
-def find_incomplete_run(engine: Engine) -> dict[str, Any] | None:
-    """The run a previous process left running (killed or failed mid-way), if any."""
+def find_incomplete_run(engine: Engine, kind: str | None = None) -> dict[str, Any] | None:
+    """The run a previous process left running (killed or failed mid-way), if any; of ``kind`` if given."""
+    query = select(runs_table).where(runs_table.c.status.in_((RUNNING, FAILED)))
+    if kind is not None:
+        query = query.where(runs_table.c.kind == kind)
     with engine.connect() as connection:
-        row = connection.execute(
-            select(runs_table)
-            .where(runs_table.c.status.in_((RUNNING, FAILED)))
-            .order_by(runs_table.c.started_at.desc())
-            .limit(1)
-        ).first()
+        row = connection.execute(query.order_by(runs_table.c.started_at.desc()).limit(1)).first()
     return dict(row._mapping) if row is not None else None
+
+
+def resume_hint(run: dict[str, Any]) -> str:
+    """The command that finishes an interrupted run: a rollback is only ever continued by --rollback."""
+    if run["kind"] == KIND_ROLLBACK:
+        return f"fundmodel db normalize-stages --rollback {run['target_run_id']}"
+    return "fundmodel db normalize-stages --resume"
 
 
 def get_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
@@ -204,12 +217,7 @@ def create_rollback_run(
         raise OperationRefusedError(
             f"run {target_run_id} is {target['status']}; finish it with --resume before rolling back"
         )
-    guarded = [name for name, present in constraints_present(engine, columns).items() if present]
-    if guarded:
-        raise OperationRefusedError(
-            f"stage constraints {guarded} would refuse the old values; "
-            "drop them first with `fundmodel db constrain-stages --drop`"
-        )
+    _refuse_while_guarded(engine, columns)
     run_id = uuid.uuid4().hex[:16]
     now = _now()
     with engine.begin() as connection:
@@ -230,6 +238,15 @@ def create_rollback_run(
             )
         )
     return run_id
+
+
+def _refuse_while_guarded(engine: Engine, columns: Sequence[StageColumn]) -> None:
+    guarded = [name for name, present in constraints_present(engine, columns).items() if present]
+    if guarded:
+        raise OperationRefusedError(
+            f"stage constraints {guarded} would refuse the old values; "
+            "drop them first with `fundmodel db constrain-stages --drop`"
+        )
 
 
 # --- batch machinery -----------------------------------------------------------------------------
@@ -323,6 +340,36 @@ class _BatchOutcome:
     changed: int
     replanned: int
     unknown: int
+    # What the batch's own transaction did to its table's row count; the job only updates, so both
+    # stay 0 and `fundmodel db verify` fails when they do not.
+    rows_inserted: int = 0
+    rows_deleted: int = 0
+
+
+def _postgresql_row_counters(connection: Connection, column: StageColumn) -> tuple[int, int]:
+    """Rows this session inserted into and deleted from the table, as the statistics collector counts
+    them. The counters are flushed only between transactions, so the difference of two readings inside
+    one batch transaction is exactly what that transaction did (ordinary writers' rows never count)."""
+    inserted, deleted = connection.execute(
+        text(
+            "SELECT pg_stat_get_xact_tuples_inserted(to_regclass(:t)), "
+            "pg_stat_get_xact_tuples_deleted(to_regclass(:t))"
+        ),
+        {"t": connection.dialect.identifier_preparer.format_table(column.table)},
+    ).one()
+    return int(inserted or 0), int(deleted or 0)
+
+
+def _row_effect(before: int, after: int) -> tuple[int, int]:
+    """(inserted, deleted) from a row count taken before and after the batch's writes under its lock."""
+    return max(after - before, 0), max(before - after, 0)
+
+
+def _count_in_range(connection: Connection, column: StageColumn, after_key: Any, last_key: Any) -> int:
+    query = select(func.count()).select_from(column.table).where(column.key <= last_key)
+    if after_key is not None:
+        query = query.where(column.key > after_key)
+    return int(connection.execute(query).scalar_one())
 
 
 def _key_range(
@@ -446,10 +493,20 @@ def _apply_mapping_postgresql(
     cursor: _Cursor,
     last_key: Any,
     mapping: dict[str, str],
-) -> int:
-    """One statement, all server-side: lock the batch's rows holding a planned ``before`` (in key
-    order), update them by id where the value still is that ``before``, and audit exactly the rows
-    that changed. Only the distinct-value mapping travels, never the rows."""
+) -> tuple[int, dict[str | None, int]]:
+    """One statement, all server-side: lock every non-canonical row of the batch's key range (in key
+    order), update the locked rows whose value the mapping covers by id, and audit exactly the rows
+    that changed. Only the distinct-value mapping travels, never the rows.
+
+    Returns the rows changed and the locked values the mapping did not cover, with their row counts:
+    unknown values, and spellings written between the survey and the lock, which the caller re-plans
+    while this transaction still holds their locks.
+
+    The update joins on the *locked* value, never on ``t.stage`` again: ``FOR UPDATE`` re-reads a row a
+    concurrent writer changed and locks its newest version, but a second look at ``t.stage`` inside
+    the same statement would see the statement's older snapshot and skip the row. The lock keeps the
+    locked value current until the batch commits, so the row changes only from what it really holds.
+    """
     preparer = connection.dialect.identifier_preparer
     table = preparer.format_table(column.table)
     key = preparer.quote(column.key.name)
@@ -463,26 +520,36 @@ def _apply_mapping_postgresql(
                 AS m(before_value, after_value)
         ), locked AS (
             SELECT t.{key} AS id, t.{stage} AS stage FROM {table} AS t
-            WHERE {lower}t.{key} <= :last_key AND t.{stage} = ANY(CAST(:befores AS text[]))
+            WHERE {lower}t.{key} <= :last_key
+              AND (t.{stage} IS NULL OR t.{stage} <> ALL(CAST(:canonical AS text[])))
             ORDER BY t.{key}
             FOR UPDATE
         ), changed AS (
             UPDATE {table} AS t SET {stage} = mapping.after_value
             FROM locked JOIN mapping ON locked.stage = mapping.before_value
-            WHERE t.{key} = locked.id AND t.{stage} = mapping.before_value
+            WHERE t.{key} = locked.id
             RETURNING t.{key} AS id, mapping.before_value, mapping.after_value
+        ), audited AS (
+            INSERT INTO {audit} (run_id, batch_no, table_name, row_id, before_value, after_value,
+                                 changed_at)
+            SELECT :run_id, :batch_no, :table_name, CAST(changed.id AS text), changed.before_value,
+                   changed.after_value, now()
+            FROM changed
+            RETURNING 1
+        ), leftover AS (
+            SELECT locked.stage AS value, count(*) AS row_count FROM locked
+            WHERE NOT EXISTS (SELECT 1 FROM mapping WHERE mapping.before_value = locked.stage)
+            GROUP BY locked.stage
         )
-        INSERT INTO {audit} (run_id, batch_no, table_name, row_id, before_value, after_value,
-                             changed_at)
-        SELECT :run_id, :batch_no, :table_name, CAST(changed.id AS text), changed.before_value,
-               changed.after_value, now()
-        FROM changed
+        SELECT (SELECT count(*) FROM audited) AS changed,
+               (SELECT json_agg(json_build_array(value, row_count)) FROM leftover) AS leftover
         """  # noqa: S608  (identifiers come from the schema and are quoted by the dialect)
     )
     befores = list(mapping)
     parameters: dict[str, Any] = {
         "befores": befores,
         "afters": [mapping[before] for before in befores],
+        "canonical": list(CANONICAL_VALUES),
         "last_key": last_key,
         "run_id": run_id,
         "batch_no": cursor.batch_no,
@@ -490,7 +557,8 @@ def _apply_mapping_postgresql(
     }
     if cursor.after_key is not None:
         parameters["after_key"] = cursor.after_key
-    return int(connection.execute(statement, parameters).rowcount)
+    changed, leftover = connection.execute(statement, parameters).one()
+    return int(changed), {value: int(rows) for value, rows in (leftover or [])}
 
 
 def _survey_range(
@@ -522,6 +590,21 @@ def _survey_range(
     return scanned, last_key, found
 
 
+# A batch re-plans spellings found under its lock this many times; each round needs a spelling no
+# earlier round saw, so this only bounds a writer inventing new ones (a follow-up run gets the rest).
+_MAX_REPLANS_PER_BATCH = 3
+
+
+def _planned_after(value: str | None, mapping: dict[str, str]) -> str | None:
+    """What a stored value becomes: the run's plan, else (written after planning) planned now."""
+    if value is None:
+        return None
+    if value in mapping:
+        return mapping[value]
+    verdict, after = classify_stage_value(value)
+    return after if verdict == "change" else None
+
+
 def _normalize_batch_postgresql(
     connection: Connection,
     column: StageColumn,
@@ -530,30 +613,50 @@ def _normalize_batch_postgresql(
     options: RunOptions,
     mapping: dict[str, str],
 ) -> _BatchOutcome | None:
+    counters_before = _postgresql_row_counters(connection, column)
     scanned, last_key, present = _survey_range(connection, column, cursor.after_key, options.batch_size)
     if scanned == 0:
         return None
-    # The batch's own mapping: the planned spellings present in the range, plus any spelling written
-    # after planning (a concurrent writer), planned now. Unknown values are counted, never touched.
+    if not present:
+        # Every value canonical when surveyed; a legacy value written since is a follow-up run's job.
+        return _BatchOutcome(last_key=last_key, scanned=scanned, changed=0, replanned=0, unknown=0)
+    # The batch's own mapping: the planned spellings the survey found, plus any spelling written after
+    # planning (a concurrent writer), planned now. Unknown values are counted, never touched.
     batch_mapping: dict[str, str] = {}
-    replanned = unknown = 0
+    replanned = 0
     for value, count in present.items():
-        if value is not None and value in mapping:
-            batch_mapping[value] = mapping[value]
-            continue
-        verdict, after = classify_stage_value(value)
-        if verdict == "change" and after is not None and value is not None:
+        after = _planned_after(value, mapping)
+        if after is not None and value is not None:
             batch_mapping[value] = after
-            replanned += count
-        elif verdict == "unknown":
-            unknown += count
-    changed = (
-        _apply_mapping_postgresql(connection, column, run_id, cursor, last_key, batch_mapping)
-        if batch_mapping
-        else 0
-    )
+            if value not in mapping:
+                replanned += count
+    changed, leftover = _apply_mapping_postgresql(connection, column, run_id, cursor, last_key, batch_mapping)
+    for _round in range(_MAX_REPLANS_PER_BATCH):
+        # Rows rewritten between the survey and the lock to a spelling the mapping lacks: this
+        # transaction holds their locks, so plan them from the value they hold now and go again.
+        extra = {
+            value: after
+            for value in leftover
+            if value is not None and (after := _planned_after(value, mapping)) is not None
+        }
+        if not extra:
+            break
+        replanned += sum(leftover[value] for value in extra)
+        batch_mapping.update(extra)
+        more, leftover = _apply_mapping_postgresql(
+            connection, column, run_id, cursor, last_key, batch_mapping
+        )
+        changed += more
+    unknown = sum(rows for value, rows in leftover.items() if classify_stage_value(value)[0] == "unknown")
+    inserted_after, deleted_after = _postgresql_row_counters(connection, column)
     return _BatchOutcome(
-        last_key=last_key, scanned=scanned, changed=changed, replanned=replanned, unknown=unknown
+        last_key=last_key,
+        scanned=scanned,
+        changed=changed,
+        replanned=replanned,
+        unknown=unknown,
+        rows_inserted=inserted_after - counters_before[0],
+        rows_deleted=deleted_after - counters_before[1],
     )
 
 
@@ -588,8 +691,16 @@ def _run_normalize_batch(
             replanned += 1
         changes.append((row_key, value, after))
     changed = _write_changes_generic(connection, column, run_id, cursor.batch_no, changes)
+    # Nobody else can write while this transaction holds the lock: a changed count is the batch's doing.
+    inserted, deleted = _row_effect(scanned, _count_in_range(connection, column, cursor.after_key, last_key))
     return _BatchOutcome(
-        last_key=last_key, scanned=scanned, changed=changed, replanned=replanned, unknown=unknown
+        last_key=last_key,
+        scanned=scanned,
+        changed=changed,
+        replanned=replanned,
+        unknown=unknown,
+        rows_inserted=inserted,
+        rows_deleted=deleted,
     )
 
 
@@ -614,6 +725,8 @@ def _commit_batch_progress(
             rows_changed=outcome.changed,
             rows_replanned=outcome.replanned,
             rows_unknown=outcome.unknown,
+            rows_inserted=outcome.rows_inserted,
+            rows_deleted=outcome.rows_deleted,
             committed_at=_now(),
         )
     )
@@ -730,13 +843,20 @@ def execute_run(
     progress: Progress | None = None,
     resumed: bool = False,
 ) -> RunResult:
-    """Drive a normalization run from its last committed batch to the end."""
+    """Drive a normalization run from its last committed batch to the end.
+
+    Only normalization runs: an interrupted rollback is continued by :func:`execute_rollback` (CLI:
+    ``--rollback TARGET`` again), never by ``--apply``/``--resume``, which would put legacy values back.
+    """
     progress = progress or NullProgress()
     run = get_run(engine, run_id)
     if run is None:
         raise OperationRefusedError(f"no normalization run {run_id!r}")
-    if run["kind"] == KIND_ROLLBACK:
-        return execute_rollback(engine, columns, run_id, options, progress=progress, resumed=resumed)
+    if run["kind"] != KIND_NORMALIZE:
+        raise OperationRefusedError(
+            f"run {run_id} is a {run['kind']} run of run {run['target_run_id']}, not a normalization; "
+            f"finish it with `{resume_hint(run)}`"
+        )
     _mark_run(engine, run_id, status=RUNNING, owner=_owner(), error=None)
     options = replace(options, batch_size=run["batch_size"], force_unknown=run["force_unknown"])
     result = RunResult(run_id=run_id, kind=KIND_NORMALIZE, status=RUNNING, resumed=resumed)
@@ -766,6 +886,53 @@ def execute_run(
     result.status = COMPLETED
     if resumed:
         result.rows_changed = _stored_total(engine, run_id)
+    return result
+
+
+# How many follow-up runs one apply starts for legacy spellings written while a run went on. Each
+# needs a writer to put legacy values behind the previous run's cursor, so this only bounds a writer
+# that never stops; whatever is left after the last one is reported.
+MAX_FOLLOW_UP_RUNS = 3
+
+
+def normalize_to_completion(
+    engine: Engine,
+    columns: Sequence[StageColumn],
+    run_id: str,
+    options: RunOptions,
+    *,
+    backup: BackupReference | None,
+    progress: Progress | None = None,
+    resumed: bool = False,
+) -> RunResult:
+    """Finish a normalization run, then re-plan until no known legacy spelling is left.
+
+    A keyset pass cannot see what a concurrent writer puts behind its cursor, and a row may change only
+    once per run (one audit row per changed row per run), so legacy spellings written meanwhile get a
+    follow-up run of their own: a fresh plan from a grouped scan, the same backup reference, its own
+    audit. Bounded by ``MAX_FOLLOW_UP_RUNS``; known spellings still stored after that are reported in
+    ``non_canonical_left``. The result totals all the runs; ``run_id`` stays the first one.
+    """
+    result = execute_run(engine, columns, run_id, options, progress=progress, resumed=resumed)
+    for _attempt in range(MAX_FOLLOW_UP_RUNS + 1):
+        with engine.connect() as connection:
+            plan = build_plan(connection, list(columns))
+        if plan.rows_to_change == 0 or len(result.follow_up_runs) == MAX_FOLLOW_UP_RUNS:
+            break
+        follow_up_id = create_run(engine, columns, plan, options, backup=backup)
+        follow_up = execute_run(engine, columns, follow_up_id, options, progress=progress)
+        result.follow_up_runs.append(follow_up_id)
+        result.rows_changed += follow_up.rows_changed
+        result.rows_replanned += follow_up.rows_replanned
+        result.rows_unknown_seen = follow_up.rows_unknown_seen
+        result.batches += follow_up.batches
+        for table_name, changed in follow_up.per_table.items():
+            result.per_table[table_name] = result.per_table.get(table_name, 0) + changed
+    result.non_canonical_left = [
+        {"table": table.table, "value": change.before, "after": change.after, "rows": change.rows}
+        for table in plan.tables
+        for change in table.changes
+    ]
     return result
 
 
@@ -814,12 +981,14 @@ def _run_rollback_batch(
     )
     if cursor.after_key is not None:
         query = query.where(audit_table.c.id > cursor.after_key)
+    postgresql = is_postgresql(connection)
+    counters_before = _postgresql_row_counters(connection, column) if postgresql else (0, 0)
     entries = connection.execute(query).all()
     if not entries:
         return None
     keys = [column.key_from_text(entry.row_id) for entry in entries]
     current_query = select(column.key, column.column).where(column.key.in_(keys))
-    if is_postgresql(connection):
+    if postgresql:
         current_query = current_query.with_for_update()
     current = {row[0]: row[1] for row in connection.execute(current_query)}
     changes: list[tuple[Any, str, str]] = []
@@ -831,10 +1000,25 @@ def _run_rollback_batch(
             refused += 1
     changed = 0
     if changes:
-        writer = _write_changes_postgresql if is_postgresql(connection) else _write_changes_generic
+        writer = _write_changes_postgresql if postgresql else _write_changes_generic
         changed = writer(connection, column, run_id, cursor.batch_no, changes)
+    if postgresql:
+        inserted_after, deleted_after = _postgresql_row_counters(connection, column)
+        inserted, deleted = inserted_after - counters_before[0], deleted_after - counters_before[1]
+    else:
+        # SQLite holds the write lock: the batch's rows can only have come or gone by its own doing.
+        still_there = connection.execute(
+            select(func.count()).select_from(column.table).where(column.key.in_(keys))
+        ).scalar_one()
+        inserted, deleted = _row_effect(len(current), int(still_there))
     return _BatchOutcome(
-        last_key=entries[-1].id, scanned=len(entries), changed=changed, replanned=0, unknown=refused
+        last_key=entries[-1].id,
+        scanned=len(entries),
+        changed=changed,
+        replanned=0,
+        unknown=refused,
+        rows_inserted=inserted,
+        rows_deleted=deleted,
     )
 
 
@@ -874,12 +1058,17 @@ def execute_rollback(
     progress: Progress | None = None,
     resumed: bool = False,
 ) -> RunResult:
-    """Put back the ``before`` values of the target run, skipping rows changed since."""
+    """Put back the ``before`` values of the target run, skipping rows changed since.
+
+    Also continues an interrupted rollback run (``resumed``); the stage guard is checked again then,
+    since it may have been added while the rollback stood still.
+    """
     progress = progress or NullProgress()
     run = get_run(engine, run_id)
-    if run is None or run["target_run_id"] is None:
+    if run is None or run["kind"] != KIND_ROLLBACK or run["target_run_id"] is None:
         raise OperationRefusedError(f"{run_id!r} is not a rollback run")
     target_run_id: str = run["target_run_id"]
+    _refuse_while_guarded(engine, columns)
     _mark_run(engine, run_id, status=RUNNING, owner=_owner(), error=None)
     result = RunResult(run_id=run_id, kind=KIND_ROLLBACK, status=RUNNING, resumed=resumed)
     try:
@@ -902,15 +1091,7 @@ def execute_rollback(
                     "drop it first with `fundmodel db constrain-stages --drop`"
                 ) from exc
         result.refused = refused_rollback_rows(engine, run_id, target_run_id)
-        _mark_run(
-            engine,
-            run_id,
-            status=COMPLETED,
-            finished_at=_now(),
-            owner=None,
-            plan={"target_run_id": target_run_id, "refused_rows": len(result.refused)},
-        )
-        _mark_run(engine, target_run_id, status=ROLLED_BACK)
+        _finish_rollback(engine, run_id, target_run_id, refused_rows=len(result.refused))
     except BaseException as exc:
         _record_failure(engine, run_id, exc)
         raise
@@ -918,6 +1099,30 @@ def execute_rollback(
     if resumed:
         result.rows_changed = _stored_total(engine, run_id)
     return result
+
+
+def _finish_rollback(engine: Engine, run_id: str, target_run_id: str, *, refused_rows: int) -> None:
+    """Complete the rollback run and mark its target rolled back in one transaction: either both or
+    neither, so a crash in between can neither leave the target open to a second rollback nor a
+    finished rollback that a resume would redo."""
+    now = _now()
+    with engine.begin() as connection:
+        connection.execute(
+            update(runs_table)
+            .where(runs_table.c.id == run_id)
+            .values(
+                status=COMPLETED,
+                finished_at=now,
+                updated_at=now,
+                owner=None,
+                plan={"target_run_id": target_run_id, "refused_rows": refused_rows},
+            )
+        )
+        connection.execute(
+            update(runs_table)
+            .where(runs_table.c.id == target_run_id)
+            .values(status=ROLLED_BACK, updated_at=now)
+        )
 
 
 def _rollback_batch_for(

@@ -1,4 +1,10 @@
-"""Verifying a backup by restoring it into a scratch database, and restoring it into a target."""
+"""Verifying a backup by restoring it into a scratch database, and restoring it into a target.
+
+A restore brings back exactly the backed-up state, the canonical-stage guard included: it is part of the
+schema of the stage tables (a CHECK constraint that ``pg_restore --clean`` recreates with the tables, or
+SQLite triggers that are replaced by the backup's). A backup taken before ``constrain-stages`` therefore
+restores legacy rows and no guard, on both backends; the report says how the guard changed.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from fundmodel.errors import ConfigurationError, ExternalToolError, IntegrityCheckError
 from fundmodel.ops.backup import (
@@ -26,6 +33,16 @@ from fundmodel.ops.backup import (
     sqlite_path,
     tool_path,
 )
+from fundmodel.ops.constraints import (
+    GUARD_ABSENT,
+    GUARD_PARTIAL,
+    GUARD_VALIDATED,
+    GuardState,
+    constraint_name,
+    guard_states,
+    sqlite_guard_triggers,
+)
+from fundmodel.ops.stage_columns import StageColumn, stage_columns, stage_metadata
 
 
 @dataclass
@@ -46,10 +63,22 @@ class BackupCheckReport:
     checksum_ok: bool
     tables: list[RowCountComparison] = field(default_factory=list)
     scratch: str | None = None
+    # Restores only: the canonical-stage guard per constraint name before and after.
+    stage_guard_before: dict[str, GuardState] | None = None
+    stage_guard_after: dict[str, GuardState] | None = None
 
     @property
     def ok(self) -> bool:
         return self.checksum_ok and all(table.ok for table in self.tables)
+
+    def guard_changes(self) -> dict[str, tuple[GuardState, GuardState]]:
+        """The guards the restore changed: name -> (before, after)."""
+        before, after = self.stage_guard_before or {}, self.stage_guard_after or {}
+        return {
+            name: (before.get(name, GUARD_ABSENT), state)
+            for name, state in after.items()
+            if before.get(name, GUARD_ABSENT) != state
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +91,11 @@ class BackupCheckReport:
                 {"table": t.table, "expected_rows": t.expected, "actual_rows": t.actual, "ok": t.ok}
                 for t in self.tables
             ],
+            **(
+                {"stage_guard": {"before": self.stage_guard_before, "after": self.stage_guard_after}}
+                if self.stage_guard_after is not None
+                else {}
+            ),
         }
 
 
@@ -94,6 +128,15 @@ def _pg_restore(backup_file: Path, url: URL, *, clean: bool) -> None:
         lines = [line for line in completed.stderr.strip().splitlines() if line.strip()]
         detail = next((line for line in lines if "error" in line.lower()), lines[0] if lines else "")
         raise ExternalToolError(f"pg_restore failed (nothing was restored): {detail.strip()}")
+
+
+def _pg_guard_states(url: URL, columns: list[StageColumn]) -> dict[str, GuardState]:
+    engine = create_engine(url.set(drivername="postgresql+psycopg"))
+    try:
+        with engine.connect() as connection:
+            return guard_states(connection, columns)
+    finally:
+        engine.dispose()
 
 
 def _pg_counts(url: URL, tables: list[str]) -> dict[str, int | None]:
@@ -189,16 +232,24 @@ def restore_backup(backup_file: Path, target_url: str) -> BackupCheckReport:
     report = BackupCheckReport(
         file=str(backup_file), kind=str(manifest.get("kind")), checksum_ok=True, scratch=None
     )
+    guarded = [column for column in stage_columns(stage_metadata()) if column.table_name in names]
     if manifest["kind"] == KIND_POSTGRESQL:
         if backend != "postgresql":
             raise ConfigurationError("a PostgreSQL backup can only be restored into PostgreSQL")
+        try:
+            report.stage_guard_before = _pg_guard_states(target, guarded)
+        except SQLAlchemyError:
+            report.stage_guard_before = None  # unreachable now; pg_restore reports it properly
+        # --clean drops and recreates the tables from the dump, constraints as they were then.
         _pg_restore(backup_file, target, clean=True)
         report.tables = _compare(manifest, _pg_counts(target, names))
+        report.stage_guard_after = _pg_guard_states(target, guarded)
     elif manifest["kind"] == KIND_SQLITE:
         if backend != "sqlite":
             raise ConfigurationError("a SQLite backup can only be restored into SQLite")
-        counts = _restore_sqlite(backup_file, sqlite_path(target), names)
+        counts, before, after = _restore_sqlite(backup_file, sqlite_path(target), names, guarded)
         report.tables = _compare(manifest, counts)
+        report.stage_guard_before, report.stage_guard_after = before, after
     else:
         raise IntegrityCheckError(f"unknown backup kind {manifest.get('kind')!r}")
     return report
@@ -215,9 +266,43 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _restore_sqlite(backup_file: Path, target_path: Path, names: list[str]) -> dict[str, int | None]:
+def _sqlite_guard_states(
+    connection: sqlite3.Connection, columns: list[StageColumn], schema: str = "main"
+) -> dict[str, GuardState]:
+    states: dict[str, GuardState] = {}
+    for column in columns:
+        names = sqlite_guard_triggers(column)
+        found = connection.execute(
+            f"SELECT count(*) FROM {schema}.sqlite_master WHERE type = 'trigger' AND name IN (?, ?)",  # noqa: S608
+            names,
+        ).fetchone()[0]
+        states[constraint_name(column)] = (
+            GUARD_VALIDATED if found == 2 else GUARD_PARTIAL if found == 1 else GUARD_ABSENT
+        )
+    return states
+
+
+def _sqlite_guard_sql(
+    connection: sqlite3.Connection, columns: list[StageColumn], schema: str
+) -> dict[str, str]:
+    """The guard triggers ``schema`` holds for these columns: name -> CREATE TRIGGER statement."""
+    names = [name for column in columns for name in sqlite_guard_triggers(column)]
+    placeholders = ", ".join("?" for _ in names)
+    rows = connection.execute(
+        f"SELECT name, sql FROM {schema}.sqlite_master "  # noqa: S608
+        f"WHERE type = 'trigger' AND name IN ({placeholders})",
+        names,
+    ).fetchall()
+    return {str(name): str(sql) for name, sql in rows}
+
+
+def _restore_sqlite(
+    backup_file: Path, target_path: Path, names: list[str], guarded: list[StageColumn]
+) -> tuple[dict[str, int | None], dict[str, GuardState], dict[str, GuardState]]:
+    """Restore the tables' rows and their stage guard triggers; counts, guard before and guard after."""
     connection = sqlite3.connect(target_path, timeout=30, isolation_level=None)
     try:
+        before = _sqlite_guard_states(connection, guarded)
         if not _user_tables(connection):
             # An empty target: the backup is a whole database, copy it as a whole (atomic).
             source = sqlite3.connect(f"file:{backup_file}?mode=ro", uri=True)
@@ -236,6 +321,10 @@ def _restore_sqlite(backup_file: Path, target_path: Path, names: list[str]) -> d
             connection.execute("BEGIN IMMEDIATE")
             try:
                 connection.execute("PRAGMA defer_foreign_keys=ON")
+                # The guard triggers are part of the backed-up state: the target's go first (they
+                # would refuse a backup's legacy rows), the backup's come back after the rows.
+                for trigger in _sqlite_guard_sql(connection, guarded, "main"):
+                    connection.execute(f"DROP TRIGGER main.{_quote(trigger)}")
                 for name in reversed(names):
                     connection.execute(f"DELETE FROM main.{_quote(name)}")  # noqa: S608
                 for name in names:
@@ -250,6 +339,9 @@ def _restore_sqlite(backup_file: Path, target_path: Path, names: list[str]) -> d
                         f"INSERT INTO main.{_quote(name)} ({shared}) "  # noqa: S608
                         f"SELECT {shared} FROM backup.{_quote(name)}"
                     )
+                # An unqualified CREATE TRIGGER goes to main, on main's table of that name.
+                for statement in _sqlite_guard_sql(connection, guarded, "backup").values():
+                    connection.execute(statement)
                 connection.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 connection.execute("ROLLBACK")
@@ -257,6 +349,7 @@ def _restore_sqlite(backup_file: Path, target_path: Path, names: list[str]) -> d
             finally:
                 if not connection.in_transaction:
                     connection.execute("DETACH DATABASE backup")
-        return {row["name"]: row["rows"] for row in count_sqlite_tables(connection, names)}
+        counts = {row["name"]: row["rows"] for row in count_sqlite_tables(connection, names)}
+        return counts, before, _sqlite_guard_states(connection, guarded)
     finally:
         connection.close()

@@ -17,7 +17,8 @@ from fundmodel.db.normalization_tables import (
 from fundmodel.db.normalization_tables import (
     stage_normalization_runs as runs_table,
 )
-from fundmodel.ops.normalize import COMMITTED_BATCH, FAILED, KIND_NORMALIZE, RUNNING
+from fundmodel.ops.constraints import GUARD_VALIDATED, guard_states
+from fundmodel.ops.normalize import COMMITTED_BATCH, COMPLETED, FAILED, KIND_NORMALIZE, RUNNING, resume_hint
 from fundmodel.ops.planning import allocation_issues
 from fundmodel.ops.stage_columns import CANONICAL_VALUES, StageColumn
 
@@ -93,10 +94,13 @@ def _check_stage_values(
 
 def _check_runs(connection: Connection, report: IntegrityReport) -> None:
     unfinished = connection.execute(
-        select(runs_table.c.id, runs_table.c.kind, runs_table.c.status).where(
+        select(runs_table.c.id, runs_table.c.kind, runs_table.c.status, runs_table.c.target_run_id).where(
             runs_table.c.status.in_((RUNNING, FAILED))
         )
     ).all()
+    hints = sorted({f"`{resume_hint(dict(run._mapping))}`" for run in unfinished}) or [
+        "`fundmodel db normalize-stages --resume`"
+    ]
     open_batches = connection.execute(
         select(batches_table.c.run_id, batches_table.c.table_name, batches_table.c.batch_no).where(
             batches_table.c.status != COMMITTED_BATCH
@@ -107,7 +111,7 @@ def _check_runs(connection: Connection, report: IntegrityReport) -> None:
         len(unfinished) + len(open_batches),
         "no incomplete run or batch",
         f"{len(unfinished)} incomplete runs, {len(open_batches)} incomplete batches "
-        "(finish them with `fundmodel db normalize-stages --resume`)",
+        f"(finish them with {' / '.join(hints)})",
         **(
             {
                 "runs": [{"run_id": r.id, "kind": r.kind, "status": r.status} for r in unfinished],
@@ -120,22 +124,100 @@ def _check_runs(connection: Connection, report: IntegrityReport) -> None:
             else {}
         ),
     )
-    changed_counts = []
-    for run in connection.execute(
-        select(runs_table.c.id, runs_table.c.row_counts_start, runs_table.c.row_counts_end).where(
-            runs_table.c.kind == KIND_NORMALIZE, runs_table.c.row_counts_end.is_not(None)
+    _check_row_effects(connection, report)
+
+
+def _check_row_effects(connection: Connection, report: IntegrityReport) -> None:
+    """Row counts unchanged *by runs*: every committed batch recorded what its own transaction did to
+    its table's row count (the job only updates, so 0 inserted and 0 deleted). Ordinary inserts and
+    deletes by the application during or after a run are not the run's doing and never count here."""
+    offending = connection.execute(
+        select(
+            batches_table.c.run_id,
+            batches_table.c.table_name,
+            batches_table.c.batch_no,
+            batches_table.c.rows_inserted,
+            batches_table.c.rows_deleted,
         )
-    ):
-        if (run.row_counts_start or {}) != (run.row_counts_end or {}):
-            changed_counts.append(
-                {"run_id": run.id, "start": run.row_counts_start, "end": run.row_counts_end}
-            )
+        .where(
+            batches_table.c.status == COMMITTED_BATCH,
+            or_(batches_table.c.rows_inserted != 0, batches_table.c.rows_deleted != 0),
+        )
+        .order_by(batches_table.c.run_id, batches_table.c.table_name, batches_table.c.batch_no)
+    ).all()
+    unmeasured = connection.execute(
+        select(func.count()).where(
+            batches_table.c.status == COMMITTED_BATCH,
+            or_(batches_table.c.rows_inserted.is_(None), batches_table.c.rows_deleted.is_(None)),
+        )
+    ).scalar_one()
+    runs = sorted({row.run_id for row in offending})
+    ok_detail = "no run inserted or deleted a row (every batch only updated)"
+    if unmeasured:
+        ok_detail += f"; {unmeasured} batches from before revision 0004 were not measured"
     report.add(
         "row_counts_unchanged",
-        len(changed_counts),
-        "row counts equal before and after every run",
-        f"{len(changed_counts)} runs saw row counts change (rows inserted or deleted meanwhile)",
-        **({"runs": changed_counts} if changed_counts else {}),
+        len(offending),
+        ok_detail,
+        f"{len(runs)} runs inserted or deleted rows themselves "
+        f"({sum(row.rows_inserted or 0 for row in offending)} inserted, "
+        f"{sum(row.rows_deleted or 0 for row in offending)} deleted)",
+        **(
+            {
+                "runs": runs,
+                "batches": [
+                    {
+                        "run_id": row.run_id,
+                        "table": row.table_name,
+                        "batch_no": row.batch_no,
+                        "rows_inserted": row.rows_inserted,
+                        "rows_deleted": row.rows_deleted,
+                    }
+                    for row in offending[:_SAMPLE]
+                ],
+            }
+            if offending
+            else {}
+        ),
+    )
+
+
+def _check_stage_guard(
+    connection: Connection, columns: Sequence[StageColumn], report: IntegrityReport
+) -> None:
+    """Whether the canonical-stage guard (CHECK constraint / SQLite triggers) is in place.
+
+    A warning, never a failure, when it is not: the documented procedure runs `verify` after the apply
+    and before `constrain-stages`, and a restore of a backup older than the guard legitimately brings
+    back a database without it. The detail says which of the two it probably is.
+    """
+    states = guard_states(connection, columns)
+    missing = {name: state for name, state in states.items() if state != GUARD_VALIDATED}
+    if not missing:
+        report.checks.append(
+            Check("stage_guard_present", "pass", "the canonical-stage guard is in place", {"guards": states})
+        )
+        return
+    normalized_by = connection.execute(
+        select(runs_table.c.id)
+        .where(runs_table.c.kind == KIND_NORMALIZE, runs_table.c.status == COMPLETED)
+        .order_by(runs_table.c.finished_at.desc())
+        .limit(1)
+    ).scalar()
+    described = ", ".join(f"{name} {state.replace('_', ' ')}" for name, state in sorted(missing.items()))
+    context = (
+        f"stages were normalized by run {normalized_by} but nothing keeps legacy values out "
+        "(not added yet, or restored from a backup older than it)"
+        if normalized_by
+        else "no normalization run has completed"
+    )
+    report.checks.append(
+        Check(
+            "stage_guard_present",
+            "warn",
+            f"{described}: {context}; add it with `fundmodel db constrain-stages`",
+            {"guards": states, **({"normalized_by": normalized_by} if normalized_by else {})},
+        )
     )
 
 
@@ -282,4 +364,5 @@ def run_integrity_checks(
         )
         _check_runs(connection, report)
         _check_audit(connection, columns, report)
+        _check_stage_guard(connection, columns, report)
     return report
