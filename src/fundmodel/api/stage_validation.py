@@ -2,8 +2,8 @@
 
 client -> effective mode (canary cohort) -> decision (pure policy core) -> metrics, offender log,
 warnings and response headers. The route only says which field holds the stage input; the decision's
-error (if any) is raised here, and :class:`StageValidationHeadersMiddleware` puts the headers on whatever
-response leaves, success or problem document.
+error (if any) is raised here, and :class:`~fundmodel.api.middleware.RequestMiddleware` puts the headers on
+whatever response leaves, success or problem document.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ _Value = TypeVar("_Value")
 Decision = DistributionDecision | StageDecision | StageKeysDecision
 
 STATE_KEY = "stage_validation"
+"""Where the request's :class:`RequestStageValidation` lives in ``request.state``."""
 DEPRECATIONS_PATH = "/api/deprecations"
 """Linked from the Link header; relative (RFC 8288), so no Host header ever reaches a header value."""
-"""Where the request's :class:`RequestStageValidation` lives in ``request.state``."""
 
 
 @dataclass(frozen=True, slots=True)
