@@ -345,7 +345,11 @@ def test_enforce_returns_to_warn_on_every_worker_by_itself(
         assert after, "no traffic after the downgrade"
         assert all(code == 201 and mode == "warn" for code, mode in after), after[:10]
 
-        # Prometheus' view (multi-process metrics summed over the workers) agrees.
+        # Prometheus' view (multi-process metrics summed over the workers) agrees. Mode changes by source
+        # are read from the audit table and cached per worker for the mode-cache TTL (2 s), so a scrape
+        # served by the other worker may lag by up to that long.
+        changes_key = 'fundmodel_stage_validation_mode_changes_total{source="alertmanager"}'
+        assert wait_until(lambda: running.metrics().get(changes_key) == 1.0, timeout=10), running.metrics()
         samples = running.metrics()
         assert samples['fundmodel_stage_validation_mode{mode="enforce"}'] == 0.0
         assert samples['fundmodel_stage_validation_mode{mode="warn"}'] == 1.0
