@@ -12,7 +12,14 @@ Measures (on whatever machine runs it; see docs/performance.md for the reference
 ``medianCpuMs`` is the process CPU time (all threads): on a shared machine it shows how much of the wall
 time was spent waiting for a core.
 
-Usage: ``python bench/montecarlo.py [--repeats N] [--skip-million]``.
+``--against SRC`` compares this tree's engine with another version of the package (``SRC`` is the ``src``
+directory of e.g. ``git worktree add /tmp/fm-old HEAD~1``), side by side in one run: one worker process
+per version, the 10,000-fund runs alternating between them (which goes first alternates too), so load
+from other work on the machine hits both alike; then the 1,000,000-fund child and the first-run compile
+(an empty ``NUMBA_CACHE_DIR``) and cache-load times, alternating the same way. Medians per version and the
+ratio new / old of the medians.
+
+Usage: ``python bench/montecarlo.py [--repeats N] [--skip-million] [--against SRC [--rounds N]]``.
 """
 
 from __future__ import annotations
@@ -24,11 +31,16 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
+import fundmodel
 from fundmodel.engines.montecarlo import load_config, simulate, warm_up
 from fundmodel.engines.montecarlo.jit import jit
 from fundmodel.engines.montecarlo.rng import block_keys, uniform
@@ -94,16 +106,166 @@ def _one_million() -> None:
     )
 
 
+def _warm_up_child() -> None:
+    print(json.dumps({"seconds": warm_up()}))
+
+
+def _worker() -> None:
+    """Serve 10,000-fund runs on request: a line "single" or "default" in, one JSON timing line out."""
+    config = load_config(CONFIG)
+    warm_up()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        threads = 1 if line.strip() == "single" else None
+        started = time.perf_counter()
+        cpu_started = time.process_time()
+        simulate(config, iterations=FUNDS, seed=1, threads=threads)
+        milliseconds = (time.perf_counter() - started) * 1e3
+        cpu_milliseconds = (time.process_time() - cpu_started) * 1e3
+        print(json.dumps({"ms": milliseconds, "cpuMs": cpu_milliseconds}), flush=True)
+
+
+def _child_environment(source: Path, cache_dir: str | None = None) -> dict[str, str]:
+    environment = {**os.environ, "PYTHONPATH": str(source)}
+    if cache_dir is not None:
+        environment["NUMBA_CACHE_DIR"] = cache_dir
+    return environment
+
+
+@contextmanager
+def _worker_process(source: Path) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_child_environment(source),
+    )
+    try:
+        _, stdout = _pipes(process)
+        if stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the benchmark worker for {source} did not start")
+        yield process
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        process.wait(timeout=60)
+
+
+def _pipes(process: subprocess.Popen[str]) -> tuple[IO[str], IO[str]]:
+    if process.stdin is None or process.stdout is None:
+        raise RuntimeError("the benchmark worker was started without pipes")
+    return process.stdin, process.stdout
+
+
+def _ask(process: subprocess.Popen[str], workload: str) -> dict[str, float]:
+    stdin, stdout = _pipes(process)
+    stdin.write(workload + "\n")
+    stdin.flush()
+    timing: dict[str, float] = json.loads(stdout.readline())
+    return timing
+
+
+def _side_by_side(samples: dict[str, list[float]]) -> dict[str, float]:
+    """Medians of the ``old`` and ``new`` samples and their ratio new / old."""
+    old_median = statistics.median(samples["old"])
+    new_median = statistics.median(samples["new"])
+    return {
+        "oldMedian": round(old_median, 3),
+        "newMedian": round(new_median, 3),
+        "ratioNewOverOld": round(new_median / old_median, 3),
+        "runsEach": len(samples["old"]),
+    }
+
+
+def _child_json(arguments: list[str], environment: dict[str, str]) -> dict[str, Any]:
+    child = subprocess.run(
+        [sys.executable, __file__, *arguments], capture_output=True, text=True, check=True, env=environment
+    )
+    result: dict[str, Any] = json.loads(child.stdout)
+    return result
+
+
+def _compare(against: Path, repeats: int, rounds: int, skip_million: bool) -> dict[str, Any]:
+    sources = {"old": against.resolve(), "new": Path(fundmodel.__file__).resolve().parents[1]}
+    report: dict[str, Any] = {
+        "benchmark": "montecarlo side by side",
+        "old": str(sources["old"]),
+        "new": str(sources["new"]),
+        "loadAverage1mAtStart": round(os.getloadavg()[0], 2),
+    }
+    samples: dict[str, dict[str, list[float]]] = {
+        f"{workload}{kind}": {"old": [], "new": []}
+        for workload in ("single", "default")
+        for kind in ("Ms", "CpuMs")
+    }
+    with _worker_process(sources["old"]) as old_worker, _worker_process(sources["new"]) as new_worker:
+        workers = {"old": old_worker, "new": new_worker}
+        for run in range(repeats):
+            order = ("old", "new") if run % 2 == 0 else ("new", "old")
+            for workload in ("single", "default"):
+                for version in order:
+                    timing = _ask(workers[version], workload)
+                    samples[f"{workload}Ms"][version].append(timing["ms"])
+                    samples[f"{workload}CpuMs"][version].append(timing["cpuMs"])
+    report["tenThousand"] = {
+        "funds": FUNDS,
+        "singleThreadMs": _side_by_side(samples["singleMs"]),
+        "singleThreadCpuMs": _side_by_side(samples["singleCpuMs"]),
+        "defaultThreads": default_threads(),
+        "defaultThreadsMs": _side_by_side(samples["defaultMs"]),
+        "defaultThreadsCpuMs": _side_by_side(samples["defaultCpuMs"]),
+    }
+
+    million: dict[str, dict[str, list[float]]] = {
+        name: {"old": [], "new": []} for name in ("seconds", "cpuSeconds", "peakRssMiB")
+    }
+    cold: dict[str, list[float]] = {"old": [], "new": []}
+    cached: dict[str, list[float]] = {"old": [], "new": []}
+    for run in range(rounds):
+        order = ("old", "new") if run % 2 == 0 else ("new", "old")
+        for version in order:
+            if not skip_million:
+                measured = _child_json(["--one-million-child"], _child_environment(sources[version]))
+                for name, values in million.items():
+                    values[version].append(measured[name])
+            with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache_dir:
+                environment = _child_environment(sources[version], cache_dir)
+                cold[version].append(_child_json(["--warm-up-child"], environment)["seconds"])
+                cached[version].append(_child_json(["--warm-up-child"], environment)["seconds"])
+    if not skip_million:
+        report["oneMillion"] = {name: _side_by_side(values) for name, values in million.items()}
+    report["warmUpSeconds"] = {
+        "compileFromScratch": _side_by_side(cold),
+        "loadFromCache": _side_by_side(cached),
+    }
+    report["loadAverage1mAtEnd"] = round(os.getloadavg()[0], 2)
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--skip-million", action="store_true")
+    parser.add_argument("--against", type=Path, help="src directory of another version to compare with")
+    parser.add_argument("--rounds", type=int, default=3, help="with --against: 1M-fund and compile runs each")
     parser.add_argument("--one-million-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--warm-up-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.one_million_child:
         _one_million()
         return
-
+    if arguments.warm_up_child:
+        _warm_up_child()
+        return
+    if arguments.worker:
+        _worker()
+        return
+    if arguments.against is not None:
+        comparison = _compare(arguments.against, arguments.repeats, arguments.rounds, arguments.skip_million)
+        print(json.dumps(comparison, indent=2))
+        return
     started = time.perf_counter()
     warm_up()
     warm_up_seconds = time.perf_counter() - started

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 
+from fundmodel.apimodel import MAX_ROW_ID
 from fundmodel.errors import InvalidInputError
 
 DEFAULT_PAGE_SIZE = 50
@@ -28,7 +29,8 @@ def decode_cursor(cursor: str | None) -> int | None:
         padded = cursor + "=" * (-len(cursor) % 4)
         payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
         after = payload["after"]
-        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        # Ids are bounded by their column: a tampered cursor must not reach the database as a bigger integer.
+        if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= MAX_ROW_ID:
             raise ValueError
     except (ValueError, KeyError, TypeError, UnicodeEncodeError, binascii.Error):
         raise InvalidInputError(

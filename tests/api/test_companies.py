@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import insert, select
 
+from fundmodel.apimodel import MAX_ROW_ID
 from fundmodel.db.tables import portfolio_companies
 from tests.conftest import ApiClient
 
@@ -148,3 +150,60 @@ def test_allocations_unknown_company_is_404_and_duplicates_422(api: ApiClient) -
     )
     assert duplicate.status_code == 422
     assert duplicate.json()["code"] == "DUPLICATE_COMPANY"
+
+
+def _post_json(api: ApiClient, method: str, path: str, document: Any) -> Any:
+    # json.dumps escapes NUL and lone surrogates (\u0000, \ud800) exactly as a client's encoder does.
+    return api.request(
+        method, path, content=json.dumps(document).encode(), headers={"content-type": "application/json"}
+    )
+
+
+def _invalid_fields(response: Any) -> list[str]:
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["code"] == "INVALID_INPUT"
+    return [error["field"] for error in body["errors"]]
+
+
+def test_every_bad_company_field_is_a_422_naming_it(api: ApiClient) -> None:
+    fund = _fund(api)
+    company = {"name": "NewCo", "stage": "seed", "invested": 1000.0}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"name": "New\u0000Co"}, "name"),
+        ({"name": "\udfff"}, "name"),
+        ({"invested": True}, "invested"),
+        ({"reserveAllocation": False}, "reserveAllocation"),
+        ({"invested": "1000"}, "invested"),
+    ]
+    for change, field in cases:
+        response = _post_json(api, "POST", f"/api/funds/{fund}/companies", {**company, **change})
+        assert _invalid_fields(response) == [field], change
+    assert _companies(api, fund) == []
+
+
+def test_allocation_ids_and_versions_have_their_columns_bounds(api: ApiClient) -> None:
+    # companyId >= 2^31 was a 500 on PostgreSQL (integer out of range), >= 2^63 on SQLite too.
+    fund = _fund(api)
+    created = api.request(
+        "POST", f"/api/funds/{fund}/companies", json={"name": "A", "stage": "seed", "invested": 1.0}
+    ).json()
+    valid = {"companyId": created["id"], "reserveAllocation": 5.0, "version": 1}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"companyId": MAX_ROW_ID + 1}, "companyId"),
+        ({"companyId": 2**63}, "companyId"),
+        ({"companyId": 0}, "companyId"),
+        ({"companyId": True}, "companyId"),
+        ({"companyId": created["id"] + 0.5}, "companyId"),
+        ({"version": MAX_ROW_ID + 1}, "version"),
+        ({"version": True}, "version"),
+        ({"reserveAllocation": True}, "reserveAllocation"),
+    ]
+    for change, field in cases:
+        response = _post_json(
+            api, "PATCH", f"/api/funds/{fund}/allocations", {"allocations": [{**valid, **change}]}
+        )
+        assert _invalid_fields(response) == [f"allocations.0.{field}"], change
+    missing = {"allocations": [{**valid, "companyId": MAX_ROW_ID}]}
+    assert api.request("PATCH", f"/api/funds/{fund}/allocations", json=missing).status_code == 404
+    assert _companies(api, fund)[0]["version"] == 1  # nothing was written

@@ -54,3 +54,23 @@ def test_deprecations_catalogue_shows_the_current_mode(api: ApiClient) -> None:
         assert entry["canaryPercent"] == 25
         assert entry["sunsetAt"].startswith("2027-06-01")
         assert "POST /api/portfolio/strategies" in entry["affectedEndpoints"]
+
+
+def test_the_deprecations_docs_link_comes_from_configuration_never_from_the_request(
+    api: ApiClient,
+) -> None:
+    for host in ("evil.example.com", "127.0.0.1:1"):
+        response = api.http.get("/api/deprecations", headers={"Host": host})
+        assert response.status_code == 200
+        assert host not in response.text
+        assert {entry["docs"] for entry in response.json()["deprecations"]} == {"/docs"}
+
+
+def test_an_absolute_stage_docs_url_is_returned_as_configured(database_url: str) -> None:
+    docs = "https://docs.example.org/fundmodel/stages#deprecation"
+    app = create_app(
+        settings_for(database_url, stage_docs_url=docs), registry=CollectorRegistry(), configure_logs=False
+    )
+    with TestClient(app, base_url="http://evil.example.com") as client:
+        body = client.get("/api/deprecations").json()
+    assert {entry["docs"] for entry in body["deprecations"]} == {docs}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -155,3 +156,65 @@ def test_no_profile_overrides_is_not_a_validation(api: ApiClient) -> None:
     response = api.request("POST", "/api/monte-carlo/simulate", json={**TERMS, "iterations": 50})
     assert response.status_code == 200
     assert api.state.registry.get_sample_value(name, labels) == before + 1  # the distribution only
+
+
+@pytest.mark.parametrize("path", ["/api/monte-carlo/simulate", "/api/monte-carlo/compare"])
+def test_meaningless_magnitudes_and_non_numbers_are_a_422_naming_the_field(api: ApiClient, path: str) -> None:
+    # 5e-324 passed the schema and ended in a 500 (ArithmeticError) inside the engine.
+    if path.endswith("compare"):
+        base: dict[str, Any] = {
+            "fundSize": 5e7,
+            "alternatives": [{"label": "a", "stageDistribution": {"seed": 1}}],
+        }
+    else:
+        base = dict(TERMS)
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"fundSize": 5e-324}, "fundSize"),
+        ({"fundSize": 1e308}, "fundSize"),
+        ({"stageProfiles": {"seed": {"checkSize": 5e-324}}}, "stageProfiles.seed.checkSize"),
+        (
+            {"stageProfiles": {"seed": {"exitMultipleMedian": 5e-324}}},
+            "stageProfiles.seed.exitMultipleMedian",
+        ),
+        ({"stageProfiles": {"seed": {"yearsToExit": 5e-324}}}, "stageProfiles.seed.yearsToExit"),
+        ({"investmentPeriodYears": 5e-324}, "investmentPeriodYears"),
+        ({"fundSize": True}, "fundSize"),
+        ({"catchUp": True}, "catchUp"),
+        ({"stageProfiles": {"seed": {"exitRate": False}}}, "stageProfiles.seed.exitRate"),
+        ({"iterations": True}, "iterations"),
+        ({"iterations": 1000.5}, "iterations"),
+        ({"seed": True}, "seed"),
+    ]
+    for change, field in cases:
+        response = api.request("POST", path, json={**base, "iterations": 50, **change})
+        assert response.status_code == 422, (change, response.text)
+        assert field in [error["field"] for error in response.json()["errors"]], change
+
+
+def test_a_label_with_nul_is_a_422(api: ApiClient) -> None:
+    document = {
+        "fundSize": 5e7,
+        "iterations": 50,
+        "alternatives": [{"label": "a\u0000", "stageDistribution": {"seed": 1}}],
+    }
+    response = api.request(
+        "POST",
+        "/api/monte-carlo/compare",
+        content=json.dumps(document).encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert [error["field"] for error in response.json()["errors"]] == ["alternatives.0.label"]
+
+
+def test_json_integers_are_accepted_for_every_number(api: ApiClient) -> None:
+    body = {
+        "fundSize": 50_000_000,
+        "stageDistribution": {"seed": 1},
+        "catchUp": 1,
+        "stageProfiles": {"seed": {"checkSize": 1_000_000, "exitRate": 0}},
+        "iterations": 50,
+        "seed": 3,
+    }
+    response = api.request("POST", "/api/monte-carlo/simulate", json=body)
+    assert response.status_code == 200, response.text

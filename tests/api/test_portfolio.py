@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from tests.conftest import ApiClient
 
 
@@ -33,3 +36,29 @@ def test_list_and_missing(api: ApiClient) -> None:
         ).status_code
         == 404
     )
+
+
+def test_every_bad_strategy_field_is_a_422_naming_it(api: ApiClient) -> None:
+    created = api.request(
+        "POST", "/api/portfolio/strategies", json={"name": "s", "stageAllocation": {"seed": 1}}
+    )
+    strategy = created.json()["id"]
+    replace = {"name": "s", "stageAllocation": {"seed": 1}, "version": 1}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"name": "s\u0000"}, "name"),
+        ({"name": "\ud800"}, "name"),
+        ({"version": True}, "version"),
+        ({"version": 2**31}, "version"),
+        ({"version": 1.5}, "version"),
+    ]
+    for change, field in cases:
+        document = json.dumps({**replace, **change})  # NUL and the lone surrogate escaped, as clients do
+        response = api.request(
+            "PUT",
+            f"/api/portfolio/strategies/{strategy}",
+            content=document.encode(),
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+        assert [error["field"] for error in response.json()["errors"]] == [field], change
+    assert api.request("GET", f"/api/portfolio/strategies/{strategy}").json()["version"] == 1

@@ -59,14 +59,16 @@ def test_request_validation_lists_fields_without_echoing_input(api: ApiClient) -
     assert secret not in response.text
 
 
-def test_malformed_json_body_is_a_422_problem(api: ApiClient) -> None:
+def test_malformed_json_body_is_a_400_problem(api: ApiClient) -> None:
+    # The other unreadable bodies (not UTF-8, nested too deeply, ...) are in test_http_edge.py.
     response = api.request(
         "POST",
         "/api/portfolio/strategies",
         content=b"{not json",
         headers={"content-type": "application/json"},
     )
-    _assert_problem(response, 422, "INVALID_INPUT")
+    body = _assert_problem(response, 400, "MALFORMED_BODY")
+    assert "line 1, column 2 (character 1)" in str(body["detail"])
 
 
 def test_unexpected_error_is_a_500_problem_without_traceback(database_url: str) -> None:

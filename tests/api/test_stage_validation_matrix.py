@@ -6,6 +6,7 @@ PostgreSQL. One app per backend for the module (mode switched through the store 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -340,3 +341,135 @@ def test_off_renormalizes_a_sum_mismatch_silently(matrix_api: tuple[ApiClient, i
     assert silent.json()["warnings"] == []
     _assert_mode_header(silent.headers, "off")
     _assert_deprecation_headers(silent.headers, present=False)
+
+
+# The "malformed" row, every way a client can hit it: one code and one shape per kind of input, in every
+# mode. Bodies are raw JSON text: NaN, Infinity and 1e309 (which parses to infinity) are what a client
+# sends, and json.dumps escapes NUL and lone surrogates (\u0000, \ud800) the way a client's encoder does.
+MALFORMED_WEIGHTS = ["NaN", "Infinity", "-Infinity", "1e309", '"half"', "true", "null", "-0.5", "[0.5]"]
+NUL_NAMES = ["se\u0000ed", "\ud800"]  # NUL, and an unpaired surrogate
+RAW = "__raw__"
+
+
+def _post_raw(api: ApiClient, method: str, path: str, document: dict[str, Any], raw: str) -> Any:
+    """Send ``document`` as JSON (escaped by json.dumps), its string ``RAW`` replaced by the JSON ``raw``."""
+    text = json.dumps(document)
+    if raw:
+        text = text.replace(json.dumps(RAW), raw)
+    return api.request(method, path, content=text.encode(), headers={"content-type": "application/json"})
+
+
+def _strategy_id(api: ApiClient) -> int:
+    body = {"name": f"b-{uuid.uuid4().hex[:6]}", "stageAllocation": {"seed": 1}}
+    created = api.request("POST", "/api/portfolio/strategies", json=body)
+    assert created.status_code == 201, created.text
+    strategy_id: int = created.json()["id"]
+    return strategy_id
+
+
+def _simulate_raw(api: ApiClient, distribution: str) -> Any:
+    document = {"fundSize": 1e8, "stageDistribution": RAW}
+    return _post_raw(api, "POST", "/api/monte-carlo/simulate", document, distribution)
+
+
+def _compare_raw(api: ApiClient, distribution: str) -> Any:
+    document = {"fundSize": 1e8, "alternatives": [{"label": "a", "stageDistribution": RAW}]}
+    return _post_raw(api, "POST", "/api/monte-carlo/compare", document, distribution)
+
+
+def _create_strategy_raw(api: ApiClient, distribution: str) -> Any:
+    document = {"name": "m", "stageAllocation": RAW}
+    return _post_raw(api, "POST", "/api/portfolio/strategies", document, distribution)
+
+
+def _replace_strategy_raw(api: ApiClient, distribution: str) -> Any:
+    document = {"name": "m", "stageAllocation": RAW, "version": 1}
+    return _post_raw(api, "PUT", f"/api/portfolio/strategies/{_strategy_id(api)}", document, distribution)
+
+
+# (family, the field the problem names, call with the distribution's JSON text)
+DISTRIBUTION_CALLS = [
+    pytest.param("stageDistribution", _simulate_raw, id="simulate"),
+    pytest.param("alternatives[0].stageDistribution", _compare_raw, id="compare"),
+    pytest.param("stageAllocation", _create_strategy_raw, id="strategy create"),
+    pytest.param("stageAllocation", _replace_strategy_raw, id="strategy replace"),
+]
+
+
+def _assert_malformed(response: Any, code: str, field: str, mode: str) -> dict[str, Any]:
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code
+    assert body["field"] == field
+    assert body["validStages"] == VALID_STAGES
+    _assert_mode_header(response.headers, mode)
+    return body
+
+
+@pytest.mark.parametrize("weight", MALFORMED_WEIGHTS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("field", "call"), DISTRIBUTION_CALLS)
+def test_every_malformed_weight_is_one_problem_naming_field_and_key(
+    matrix_api: tuple[ApiClient, int],
+    field: str,
+    call: Callable[[ApiClient, str], Any],
+    mode: str,
+    weight: str,
+) -> None:
+    api, _fund = matrix_api
+    api.set_mode(mode)
+    response = call(api, f'{{"seed": {weight}, "series_a": 0.5}}')
+    body = _assert_malformed(response, "MALFORMED_STAGE_DISTRIBUTION", field, mode)
+    assert body["invalid"] == ["seed"]
+    assert "'seed'" in body["detail"]
+
+
+@pytest.mark.parametrize("name", NUL_NAMES, ids=["nul", "surrogate"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("field", "call"), DISTRIBUTION_CALLS)
+def test_a_distribution_key_with_nul_or_a_lone_surrogate_is_malformed(
+    matrix_api: tuple[ApiClient, int],
+    field: str,
+    call: Callable[[ApiClient, str], Any],
+    mode: str,
+    name: str,
+) -> None:
+    api, _fund = matrix_api
+    api.set_mode(mode)
+    body = _assert_malformed(
+        call(api, json.dumps({name: 0.5, "seed": 0.5})), "MALFORMED_STAGE_DISTRIBUTION", field, mode
+    )
+    assert body["invalid"] == []  # such a name is never echoed back
+    assert "NUL" in body["detail"]
+
+
+@pytest.mark.parametrize("name", NUL_NAMES, ids=["nul", "surrogate"])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_stage_with_nul_or_a_lone_surrogate_is_malformed_in_every_mode(
+    matrix_api: tuple[ApiClient, int], mode: str, name: str
+) -> None:
+    api, fund = matrix_api
+    api.set_mode(mode)
+    company = {"name": "n", "stage": RAW, "invested": 1}
+    created = _post_raw(api, "POST", f"/api/funds/{fund}/companies", company, json.dumps(name))
+    _assert_malformed(created, "MALFORMED_STAGE", "stage", mode)
+    overrides = {"fundSize": 1e8, "stageDistribution": {"seed": 1}, "stageProfiles": {name: {}}}
+    profiles = _post_raw(api, "POST", "/api/monte-carlo/simulate", overrides, raw="")
+    _assert_malformed(profiles, "MALFORMED_STAGE", "stageProfiles", mode)
+    if name != "\ud800":  # a query string is UTF-8: it cannot carry a lone surrogate
+        filtered = api.request("GET", f"/api/funds/{fund}/companies", params={"stage": name})
+        _assert_malformed(filtered, "MALFORMED_STAGE", "stage", mode)
+
+
+@pytest.mark.parametrize("stage", [None, 42, True, [], {}, "", "   ", "x" * 65])
+def test_a_stage_that_is_not_a_name_is_malformed_not_a_generic_error(
+    matrix_api: tuple[ApiClient, int], stage: object
+) -> None:
+    # The published schema says "string"; whatever arrives anyway is still judged by the stage layer.
+    api, fund = matrix_api
+    api.set_mode("warn")
+    response = api.request(
+        "POST", f"/api/funds/{fund}/companies", json={"name": "n", "stage": stage, "invested": 1}
+    )
+    _assert_malformed(response, "MALFORMED_STAGE", "stage", "warn")

@@ -72,6 +72,10 @@ def test_mode_set_and_get(env: str) -> None:
         ["mode", "set", "enforce", "--canary", "10", "--actor", "ops", "--reason", "canary 10%"],
     )
     assert changed.exit_code == 0, changed.output
+    # The result is output (stdout); only the structured log event goes to stderr.
+    assert changed.stdout.startswith("mode: warn -> enforce"), changed.stdout
+    assert "audit #" in changed.stdout
+    assert "mode: warn -> enforce" not in changed.stderr
     after = json.loads(runner.invoke(app, ["mode", "get", "--json"]).stdout)
     assert (after["mode"], after["canaryPercent"], after["updatedBy"]) == ("enforce", 10.0, "ops")
     engine = create_db_engine(env)

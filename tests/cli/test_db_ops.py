@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -12,6 +15,7 @@ from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from fundmodel.cli.db_ops import register_db_ops
+from fundmodel.ops.backup import sha256_of
 from fundmodel.ops.stage_columns import StageColumn, stage_columns, stage_metadata
 from tests.ops.conftest import (  # noqa: F401  (fixtures)
     database_url,
@@ -44,6 +48,16 @@ def cli(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]  # n
         return runner.invoke(db, [*args, *extra])
 
     return invoke
+
+
+def verified_backup(cli) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """`db backup`, then `db verify-backup` of the new file: what the apply gate wants."""
+    backup = cli("backup", "--json")
+    assert backup.exit_code == 0, backup.output
+    document: dict[str, Any] = json.loads(backup.stdout)
+    verified = cli("verify-backup", document["file"], backup_dir=False)
+    assert verified.exit_code == 0, verified.output
+    return document
 
 
 def one_line_error(output: str) -> str:
@@ -84,6 +98,7 @@ def test_backup_apply_verify_and_idempotence(cli, engine: Engine) -> None:  # no
     verified = cli("verify-backup", backup_file, "--json", backup_dir=False)
     assert verified.exit_code == 0, verified.output
     assert json.loads(verified.stdout)["ok"] is True
+    assert json.loads(verified.stdout)["verification_record"] == backup_file + ".verified.json"
     applied = cli("normalize-stages", "--apply", "--json", "--batch-size", "9")
     assert applied.exit_code == 0, applied.output
     run = json.loads(applied.stdout)["result"]
@@ -109,7 +124,7 @@ def test_backup_apply_verify_and_idempotence(cli, engine: Engine) -> None:  # no
 
 def test_unknown_values_block_unless_forced_and_confirmed(cli, engine: Engine) -> None:  # noqa: F811
     seeded = seed_legacy(engine, companies=30, deals=5, unknown=2)
-    assert cli("backup").exit_code == 0
+    verified_backup(cli)
     blocked = cli("normalize-stages", "--apply")
     assert blocked.exit_code == 1
     assert "unknown stage values block the run" in one_line_error(blocked.output)
@@ -155,7 +170,7 @@ def test_resume_without_an_interrupted_run_is_refused(cli, engine: Engine) -> No
 
 def test_apply_resumes_an_interrupted_run(cli, engine: Engine) -> None:  # noqa: F811
     seed_legacy(engine, companies=40, deals=10)
-    assert cli("backup").exit_code == 0
+    verified_backup(cli)
     assert cli("normalize-stages", "--apply", "--batch-size", "5").exit_code == 0
     with engine.begin() as connection:  # pretend the run died after its first batches
         run_id = connection.execute(text("SELECT id FROM stage_normalization_runs")).scalar_one()
@@ -206,7 +221,7 @@ def _interrupt_a_rollback(engine: Engine, columns: list[StageColumn], target_run
 
 def test_apply_never_resumes_an_interrupted_rollback(cli, engine: Engine, columns: list[StageColumn]) -> None:  # noqa: F811
     seeded = seed_legacy(engine, companies=40, deals=10)
-    assert cli("backup").exit_code == 0
+    verified_backup(cli)
     applied = cli("normalize-stages", "--apply", "--json")
     assert applied.exit_code == 0, applied.output
     run_id = json.loads(applied.stdout)["result"]["run_id"]
@@ -235,7 +250,7 @@ def test_apply_never_resumes_an_interrupted_rollback(cli, engine: Engine, column
 
 def test_resume_rechecks_the_backup_gate(cli, engine: Engine) -> None:  # noqa: F811
     seed_legacy(engine, companies=40, deals=10)
-    backup = json.loads(cli("backup", "--json").stdout)
+    backup = verified_backup(cli)
     assert cli("normalize-stages", "--apply", "--batch-size", "5").exit_code == 0
     with engine.begin() as connection:  # pretend the run died after its first batches
         connection.execute(text("UPDATE stage_normalization_runs SET status = 'failed'"))
@@ -247,7 +262,7 @@ def test_resume_rechecks_the_backup_gate(cli, engine: Engine) -> None:  # noqa: 
         stale = cli("normalize-stages", flag)
         assert stale.exit_code == 1, stale.output
         assert "fresh, verified backup" in one_line_error(stale.output)
-    assert cli("backup").exit_code == 0
+    verified_backup(cli)
     resumed = cli("normalize-stages", "--resume", "--json")
     assert resumed.exit_code == 0, resumed.output
     assert json.loads(resumed.stdout)["result"]["resumed"] is True
@@ -278,7 +293,7 @@ def test_restore_says_when_it_removes_the_stage_guard(
     database_url: str,  # noqa: F811
 ) -> None:
     seed_legacy(engine, companies=12, deals=3)
-    backup_file = json.loads(cli("backup", "--json").stdout)["file"]
+    backup_file = verified_backup(cli)["file"]
     assert cli("normalize-stages", "--apply").exit_code == 0
     assert cli("constrain-stages", backup_dir=False).exit_code == 0
     engine.dispose()
@@ -292,3 +307,63 @@ def test_restore_says_when_it_removes_the_stage_guard(
     checks = {c["name"]: c["status"] for c in json.loads(report.stdout)["checks"]}
     assert checks["stage_guard_present"] == "warn"
     assert checks["portfolio_companies.stage_canonical"] == "fail"
+
+
+def test_apply_needs_a_verified_backup_and_says_what_it_checked(cli, engine: Engine) -> None:  # noqa: F811
+    seed_legacy(engine, companies=20, deals=5)
+    backup = json.loads(cli("backup", "--json").stdout)
+    unverified = cli("normalize-stages", "--apply")
+    assert unverified.exit_code == 1
+    message = one_line_error(unverified.output)
+    assert "was never verified" in message
+    assert f"fundmodel db verify-backup {backup['file']}" in message
+    verified = cli("verify-backup", backup["file"], backup_dir=False)
+    assert verified.exit_code == 0, verified.output
+    assert "verification recorded in " in verified.output
+    applied = cli("normalize-stages", "--apply")
+    assert applied.exit_code == 0, applied.output
+    [gate] = [line for line in applied.output.splitlines() if line.startswith("backup gate passed:")]
+    for checked in ("of this database", "h old", "size and SHA-256 match", "verify-backup restored"):
+        assert checked in gate, gate
+
+
+def test_apply_refuses_a_truncated_backup_with_a_forged_manifest(cli, engine: Engine) -> None:  # noqa: F811
+    seeded = seed_legacy(engine, companies=30, deals=10)
+    backup = verified_backup(cli)
+    backup_file, manifest_file = Path(backup["file"]), Path(backup["manifest_file"])
+    backup_file.write_bytes(backup_file.read_bytes()[: backup_file.stat().st_size // 2])
+    manifest = json.loads(manifest_file.read_text())
+    manifest.update(size_bytes=backup_file.stat().st_size, sha256=sha256_of(backup_file))
+    manifest_file.write_text(json.dumps(manifest))
+    refused = cli("normalize-stages", "--apply")
+    assert refused.exit_code == 1
+    assert "is not the file verify-backup restored" in one_line_error(refused.output)
+    assert cli("verify-backup", str(backup_file), backup_dir=False).exit_code == 1
+    still_refused = cli("normalize-stages", "--apply")
+    assert still_refused.exit_code == 1
+    assert "was never verified" in one_line_error(still_refused.output)
+    assert current_values(engine, "portfolio_companies") == seeded.companies
+
+
+def _run_actors(engine: Engine) -> list[str | None]:  # noqa: F811
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT actor FROM stage_normalization_runs ORDER BY started_at"))
+        return [row[0] for row in rows]
+
+
+def test_runs_record_the_actor_or_the_uid_user_never_null(
+    cli,
+    engine: Engine,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Containers and cron leave $USER unset: the actor then comes from the uid, never NULL."""
+    seed_legacy(engine, companies=30, deals=5, unknown=1)
+    verified_backup(cli)
+    for variable in ("USER", "LOGNAME", "USERNAME"):
+        monkeypatch.delenv(variable, raising=False)
+    forced = cli("normalize-stages", "--apply", "--force-unknown", "--confirm", "CONFIRM", "--json")
+    assert forced.exit_code == 0, forced.output
+    run_id = json.loads(forced.stdout)["result"]["run_id"]
+    rolled_back = cli("normalize-stages", "--rollback", run_id, "--confirm", "CONFIRM", "--actor", " carol ")
+    assert rolled_back.exit_code == 0, rolled_back.output
+    assert _run_actors(engine) == [pwd.getpwuid(os.getuid()).pw_name, "carol"]

@@ -21,6 +21,7 @@ from fundmodel.db.engine import create_db_engine
 from fundmodel.db.mode_store import ModeStore
 from fundmodel.db.tables import stage_validation_audit
 from fundmodel.ops.backup import backup_tables, create_backup
+from fundmodel.ops.restore import verify_backup
 from fundmodel.ops.stage_columns import stage_columns, stage_metadata
 from fundmodel.settings import get_settings
 from fundmodel.validation import ModeState, ValidationMode
@@ -84,7 +85,9 @@ class Cli:
     def backup(self) -> None:
         metadata = stage_metadata()
         names = [column.table_name for column in stage_columns(metadata)]
-        create_backup(self.engine, backup_tables(metadata, names), self.backups)
+        backup = create_backup(self.engine, backup_tables(metadata, names), self.backups)
+        # The gate counts only a backup verify-backup has restored.
+        verify_backup(backup.file, scratch_server_url=self.engine.url.render_as_string(hide_password=False))
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Every ``fundmodel ...`` command the runbook (and the rollout docs) shows exists, with the options shown.
+"""Every ``fundmodel ...`` command README.md and docs/ show exists, with the options shown.
 
 Alert runbook links are checked by tests/deploy/test_runbook_links.py (not repeated here).
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,7 @@ from typer.testing import CliRunner
 from fundmodel.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [
-    ROOT / "docs" / "runbooks" / "stage-validation-rollout.md",
-    ROOT / "docs" / "adr" / "0001-stage-validation.md",
-]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 _INLINE = re.compile(r"`(fundmodel [^`]+)`")
 _WORD = re.compile(r"^[a-z][a-z0-9-]*$")
 
@@ -50,8 +48,8 @@ def all_shown() -> list[str]:
 
 
 def _is_group(command: Any) -> bool:
-    # Typer vendors its own Click: duck-type groups by their ``commands`` mapping.
-    return isinstance(getattr(command, "commands", None), dict)
+    # Typer vendors its own Click: duck-type groups by their ``commands`` mapping (the root's is lazy).
+    return isinstance(getattr(command, "commands", None), Mapping)
 
 
 def resolve(command: str) -> tuple[list[str], Any, list[str]]:

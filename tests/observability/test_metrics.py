@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from fundmodel.db.availability import UnavailableReason
 from fundmodel.errors import ConfigurationError
 from fundmodel.observability.metrics import (
     COHORTS,
+    DATABASE_UNAVAILABLE_REASONS,
     DEFAULT_HTTP_OPERATIONS,
     DEFAULT_VALIDATED_ENDPOINTS,
     HTTP_METHODS,
@@ -221,6 +223,23 @@ def test_counters_and_cache_age(metrics: ServiceMetrics, registry: CollectorRegi
     metrics.set_mode_cache_age(1.5)
     assert value(registry, "fundmodel_stage_validation_mode_store_errors_total") == 1
     assert value(registry, "fundmodel_stage_validation_mode_cache_age_seconds") == 1.5
+
+
+def test_database_outages_are_counted_by_reason_from_a_fixed_set(
+    metrics: ServiceMetrics, registry: CollectorRegistry
+) -> None:
+    # The label set is the classifier's reasons, spelled out in metrics.py (which must not import db/).
+    assert set(DATABASE_UNAVAILABLE_REASONS) == {reason.value for reason in UnavailableReason}
+    name = "fundmodel_database_unavailable_total"
+    assert label_values(registry, name, "reason") == set(DATABASE_UNAVAILABLE_REASONS)  # zeros up front
+    metrics.count_database_unavailable("connection")
+    metrics.count_database_unavailable("connection")
+    metrics.count_database_unavailable("locked")
+    metrics.count_database_unavailable("disk on fire")
+    assert value(registry, name, reason="connection") == 2
+    assert value(registry, name, reason="locked") == 1
+    assert value(registry, name, reason="pool_timeout") == 0
+    assert value(registry, name, reason=OTHER) == 1
 
 
 class FakeClock:

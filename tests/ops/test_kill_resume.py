@@ -22,6 +22,7 @@ from sqlalchemy import Engine, text
 
 from fundmodel.ops.backup import backup_tables, create_backup
 from fundmodel.ops.planning import classify_stage_value
+from fundmodel.ops.restore import verify_backup
 from fundmodel.ops.stage_columns import StageColumn, allocation_columns, stage_metadata
 from fundmodel.ops.verify import run_integrity_checks
 from tests.ops.legacy_data import audit_rows, current_values, seed_legacy
@@ -59,7 +60,8 @@ def _backup(engine: Engine, backups: Path) -> None:
     metadata = stage_metadata()
     names = ["portfolio_companies", "deal_opportunities", "portfolio_strategies"]
     names += [name for name in metadata.tables if name.startswith("stage_normalization_")]
-    create_backup(engine, backup_tables(metadata, names), backups)
+    backup = create_backup(engine, backup_tables(metadata, names), backups)
+    verify_backup(backup.file, scratch_server_url=engine.url.render_as_string(hide_password=False))
 
 
 def _committed_batches(engine: Engine) -> int:

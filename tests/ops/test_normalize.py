@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, event, func, select, text, update
 
 from fundmodel.db.tables import portfolio_companies
-from fundmodel.errors import OperationRefusedError
+from fundmodel.errors import InvalidInputError, OperationRefusedError
 from fundmodel.ops import normalize as runner
 from fundmodel.ops.constraints import add_stage_constraints, constraints_present, drop_stage_constraints
 from fundmodel.ops.planning import build_plan, classify_stage_value
@@ -22,6 +22,8 @@ from fundmodel.ops.stage_columns import (
 from fundmodel.ops.verify import run_integrity_checks
 from tests.ops.legacy_data import LEGACY, Seeded, audit_rows, current_values, seed_legacy
 
+TEST_ACTOR = "pytest-operator"
+
 
 def apply(
     engine: Engine,
@@ -32,9 +34,25 @@ def apply(
     """What `normalize-stages --apply` does after its gates: one run plus any follow-up runs."""
     with engine.connect() as connection:
         plan = build_plan(connection, columns)
-    options = runner.RunOptions(batch_size=batch_size)
+    options = runner.RunOptions(batch_size=batch_size, actor=TEST_ACTOR)
     run_id = runner.create_run(engine, columns, plan, options, backup=None)
     return runner.normalize_to_completion(engine, columns, run_id, options, backup=None, progress=progress)
+
+
+@pytest.mark.parametrize("actor", [None, "", "   "])
+def test_a_run_without_an_actor_is_refused_before_anything_is_recorded(
+    engine: Engine, columns: list[StageColumn], actor: str | None
+) -> None:
+    seed_legacy(engine, companies=5, deals=2)
+    with engine.connect() as connection:
+        plan = build_plan(connection, columns)
+    with pytest.raises(InvalidInputError, match="needs an actor"):
+        runner.create_run(engine, columns, plan, runner.RunOptions(actor=actor), backup=None)
+    assert runner.find_incomplete_run(engine) is None
+    run = apply(engine, columns)
+    with pytest.raises(InvalidInputError, match="needs an actor"):
+        runner.create_rollback_run(engine, columns, run.run_id, runner.RunOptions(actor=actor))
+    assert runner.get_run(engine, run.run_id)["actor"] == TEST_ACTOR
 
 
 def expected_final(seeded: Seeded, table: str) -> dict[int, str]:
@@ -100,7 +118,7 @@ def test_rollback_restores_before_values_and_refuses_rows_changed_since(
         connection.execute(
             update(portfolio_companies).where(portfolio_companies.c.id == touched).values(stage=later_value)
         )
-    options = runner.RunOptions(batch_size=16)
+    options = runner.RunOptions(batch_size=16, actor=TEST_ACTOR)
     rollback_id = runner.create_rollback_run(engine, columns, run.run_id, options)
     result = runner.execute_rollback(engine, columns, rollback_id, options)
     assert [(r["table"], r["row_id"]) for r in result.refused] == [("portfolio_companies", str(touched))]
@@ -123,17 +141,20 @@ def test_rollback_refuses_while_the_constraint_is_in_place(
     run = apply(engine, columns)
     add_stage_constraints(engine, columns)
     with pytest.raises(OperationRefusedError, match="constrain-stages --drop"):
-        runner.create_rollback_run(engine, columns, run.run_id, runner.RunOptions())
+        runner.create_rollback_run(engine, columns, run.run_id, runner.RunOptions(actor=TEST_ACTOR))
     drop_stage_constraints(engine, columns)
-    rollback_id = runner.create_rollback_run(engine, columns, run.run_id, runner.RunOptions())
-    assert runner.execute_rollback(engine, columns, rollback_id, runner.RunOptions()).refused == []
+    rollback_id = runner.create_rollback_run(engine, columns, run.run_id, runner.RunOptions(actor=TEST_ACTOR))
+    assert (
+        runner.execute_rollback(engine, columns, rollback_id, runner.RunOptions(actor=TEST_ACTOR)).refused
+        == []
+    )
 
 
 def test_failed_run_resumes_from_its_last_committed_batch(engine: Engine, columns: list[StageColumn]) -> None:
     seeded = seed_legacy(engine, companies=200, deals=50)
     with engine.connect() as connection:
         plan = build_plan(connection, columns)
-    options = runner.RunOptions(batch_size=20)
+    options = runner.RunOptions(batch_size=20, actor=TEST_ACTOR)
     run_id = runner.create_run(engine, columns, plan, options, backup=None)
 
     class BoomError(Exception):
@@ -273,7 +294,7 @@ class _InterruptedError(Exception):
 
 def interrupted_rollback(engine: Engine, columns: list[StageColumn], target_run_id: str) -> str:
     """A rollback of ``target_run_id`` that failed after its first batch."""
-    options = runner.RunOptions(batch_size=4)
+    options = runner.RunOptions(batch_size=4, actor=TEST_ACTOR)
     rollback_id = runner.create_rollback_run(engine, columns, target_run_id, options)
     with pytest.raises(_InterruptedError):
         runner.execute_rollback(engine, columns, rollback_id, options, progress=_FailAfter(1))
@@ -289,9 +310,9 @@ def test_a_normalization_resume_never_continues_a_rollback(
     assert runner.find_incomplete_run(engine, runner.KIND_NORMALIZE) is None
     assert runner.find_incomplete_run(engine)["id"] == rollback_id  # type: ignore[index]
     with pytest.raises(OperationRefusedError, match=f"--rollback {run.run_id}"):
-        runner.execute_run(engine, columns, rollback_id, runner.RunOptions(), resumed=True)
+        runner.execute_run(engine, columns, rollback_id, runner.RunOptions(actor=TEST_ACTOR), resumed=True)
     # The rollback itself is continued by its own runner and finishes what it started.
-    runner.execute_rollback(engine, columns, rollback_id, runner.RunOptions(), resumed=True)
+    runner.execute_rollback(engine, columns, rollback_id, runner.RunOptions(actor=TEST_ACTOR), resumed=True)
     assert runner.get_run(engine, run.run_id)["status"] == "rolled_back"  # type: ignore[index]
 
 
@@ -326,11 +347,14 @@ def test_a_guard_not_fully_in_place_still_blocks_a_rollback(
         "ck_deal_opportunities_stage_canonical": False,
     }
     with pytest.raises(OperationRefusedError, match="constrain-stages --drop"):
-        runner.create_rollback_run(engine, columns, run.run_id, runner.RunOptions())
+        runner.create_rollback_run(engine, columns, run.run_id, runner.RunOptions(actor=TEST_ACTOR))
     drop_stage_constraints(engine, columns)
     assert not any(constraints_present(engine, columns).values())
-    rollback_id = runner.create_rollback_run(engine, columns, run.run_id, runner.RunOptions())
-    assert runner.execute_rollback(engine, columns, rollback_id, runner.RunOptions()).refused == []
+    rollback_id = runner.create_rollback_run(engine, columns, run.run_id, runner.RunOptions(actor=TEST_ACTOR))
+    assert (
+        runner.execute_rollback(engine, columns, rollback_id, runner.RunOptions(actor=TEST_ACTOR)).refused
+        == []
+    )
 
 
 def test_resuming_a_rollback_rechecks_the_guard(engine: Engine, columns: list[StageColumn]) -> None:
@@ -340,7 +364,9 @@ def test_resuming_a_rollback_rechecks_the_guard(engine: Engine, columns: list[St
     _half_guard(engine, columns)
     # Refused up front, before any batch runs into the guard.
     with pytest.raises(OperationRefusedError, match="would refuse the old values"):
-        runner.execute_rollback(engine, columns, rollback_id, runner.RunOptions(), resumed=True)
+        runner.execute_rollback(
+            engine, columns, rollback_id, runner.RunOptions(actor=TEST_ACTOR), resumed=True
+        )
 
 
 def test_rollback_completes_itself_and_its_target_in_one_transaction(
@@ -348,7 +374,7 @@ def test_rollback_completes_itself_and_its_target_in_one_transaction(
 ) -> None:
     seeded = seed_legacy(engine, companies=40, deals=10)
     run = apply(engine, columns)
-    options = runner.RunOptions(batch_size=8)
+    options = runner.RunOptions(batch_size=8, actor=TEST_ACTOR)
     rollback_id = runner.create_rollback_run(engine, columns, run.run_id, options)
 
     class CrashError(Exception):

@@ -15,6 +15,7 @@ from fundmodel.db.mode_store import ModeStore
 from fundmodel.db.tables import funds, portfolio_companies, stage_validation_audit
 from fundmodel.errors import ConflictError, InvalidInputError, OperationRefusedError
 from fundmodel.ops.backup import backup_tables, create_backup
+from fundmodel.ops.restore import verify_backup
 from fundmodel.ops.stage_columns import stage_columns, stage_metadata
 from fundmodel.rollout.config import GateConfig
 from fundmodel.rollout.controller import RolloutController, Verdict
@@ -65,7 +66,9 @@ class Rig:
     def backup(self) -> None:
         metadata = stage_metadata()
         names = [column.table_name for column in stage_columns(metadata)]
-        create_backup(self.engine, backup_tables(metadata, names), self.backup_dir)
+        backup = create_backup(self.engine, backup_tables(metadata, names), self.backup_dir)
+        # The gate counts only a backup verify-backup has restored.
+        verify_backup(backup.file, scratch_server_url=self.engine.url.render_as_string(hide_password=False))
 
 
 @pytest.fixture

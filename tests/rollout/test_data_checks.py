@@ -5,6 +5,7 @@ from pathlib import Path
 
 from fundmodel.db.engine import create_db_engine
 from fundmodel.ops.backup import backup_tables, create_backup
+from fundmodel.ops.restore import verify_backup
 from fundmodel.ops.stage_columns import stage_columns, stage_metadata
 from fundmodel.rollout.data_checks import StoredDataChecks
 from tests.conftest import make_database
@@ -21,7 +22,9 @@ def test_a_clean_database_with_a_fresh_backup(tmp_path: Path) -> None:
         assert missing.backup_age_seconds.absent_fails
         metadata = stage_metadata()
         names = [column.table_name for column in stage_columns(metadata)]
-        create_backup(engine, backup_tables(metadata, names), tmp_path / "backups")
+        backup = create_backup(engine, backup_tables(metadata, names), tmp_path / "backups")
+        assert checks.measure(datetime.now(UTC)).backup_age_seconds.value is None  # not verified yet
+        verify_backup(backup.file)
         fresh = checks.measure(datetime.now(UTC))
         assert fresh.backup_age_seconds.value is not None
         assert 0 <= fresh.backup_age_seconds.value < 60

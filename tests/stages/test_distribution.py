@@ -249,3 +249,15 @@ def test_key_plans_are_bounded_and_made_on_the_second_sighting() -> None:
     assert len(plans.plans) <= 2
     assert plans.plan_on_second_sighting((1,)) is None
     assert plans.plan_on_second_sighting((1,)) is None  # a malformed key is never planned
+
+
+@pytest.mark.parametrize("name", ["se\x00ed", "\ud800", "mezzanine\x00"])
+def test_a_key_with_nul_or_a_lone_surrogate_is_malformed_and_never_echoed(name: str) -> None:
+    for _ in range(3):  # the first, second (planned) and later sightings of the same keys agree
+        result = parse_stage_distribution({"seed": 0.5, name: 0.5})
+        assert result.is_malformed
+        [problem] = [p for p in result.problems if p.code is ProblemCode.INVALID_KEY]
+        assert problem.key is None
+        assert "NUL" in problem.message
+        assert name not in problem.message
+        assert result.unknown == ()

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fundmodel.stages import MatchKind, Stage, UnknownReason, normalize_stage
+from fundmodel.stages import MatchKind, Stage, UnknownReason, has_unstorable_characters, normalize_stage
 from fundmodel.stages.alias_table import alias_table
 
 from .strategies import case_and_separator_variants, json_values
@@ -116,3 +116,31 @@ def test_never_raises_on_any_json_value(raw: object) -> None:
     match = normalize_stage(raw)
     assert match.kind in set(MatchKind)
     assert (match.canonical is None) == (match.kind is MatchKind.UNKNOWN)
+
+
+@pytest.mark.parametrize(
+    "raw", ["se\x00ed", "\x00", "seed\x00", "Series A\x00", "\ud800", "seed\udfff", "é\ud83d"]
+)
+def test_nul_and_lone_surrogates_are_unstorable_text_not_an_unknown_name(raw: str) -> None:
+    match = normalize_stage(raw)
+    assert match.kind is MatchKind.UNKNOWN
+    assert match.canonical is None
+    assert match.reason is UnknownReason.UNSTORABLE_TEXT
+    assert match.suggestions == ()  # nothing is guessed from such text
+
+
+@pytest.mark.parametrize("raw", ["Série A", "seed 🌱", "seed\t", "pré-seed"])
+def test_other_unicode_is_judged_by_the_matching_rule(raw: str) -> None:
+    assert normalize_stage(raw).reason is not UnknownReason.UNSTORABLE_TEXT
+
+
+@given(st.text())
+def test_unstorable_exactly_when_it_cannot_be_stored_or_encoded(text: str) -> None:
+    def storable(value: str) -> bool:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return "\x00" not in value
+
+    assert has_unstorable_characters(text) is not storable(text)

@@ -280,3 +280,38 @@ def test_key_decisions_never_raise(mode: ValidationMode, raw: object) -> None:
     assert (decision.error is None) == (decision.outcome not in {Outcome.REJECTED, Outcome.MALFORMED})
     assert len(decision.offending_names) <= 5
     assert len(set(decision.stages.values())) == len(decision.stages)
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize("raw", ["se\x00ed", "seed\x00", "\ud800"])
+def test_a_stage_with_nul_or_a_lone_surrogate_is_malformed_in_every_mode(
+    mode: ValidationMode, raw: str
+) -> None:
+    # Accepting it "as sent" under off/warn would hand the database text it cannot store.
+    decision = validate_stage(raw, mode, field="stage")
+    assert decision.outcome is Outcome.MALFORMED
+    assert isinstance(decision.error, MalformedStageInputError)
+    assert decision.error.code == "MALFORMED_STAGE"
+    assert decision.error.field == "stage"
+    assert decision.error.extra["invalid"] == []
+    assert "NUL" in decision.error.detail
+    assert decision.offending_names == ()  # nor does it reach the offender log
+
+    keys = validate_stage_keys(["seed", raw], mode, field="stageProfiles")
+    assert keys.outcome is Outcome.MALFORMED
+    assert keys.error is not None
+    assert keys.error.code == "MALFORMED_STAGE"
+    assert keys.error.field == "stageProfiles"
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize("weight", [math.nan, math.inf, -math.inf, "0.5", None, True, -0.5, [0.5]])
+def test_every_malformed_weight_is_the_same_problem_with_field_and_key(
+    mode: ValidationMode, weight: object
+) -> None:
+    decision = validate_stage_distribution({"seed": weight, "series_a": 0.5}, mode, field="stageAllocation")
+    assert decision.outcome is Outcome.MALFORMED
+    assert isinstance(decision.error, MalformedStageInputError)
+    assert decision.error.code == "MALFORMED_STAGE_DISTRIBUTION"
+    assert decision.error.field == "stageAllocation"
+    assert decision.error.extra["invalid"] == ["seed"]

@@ -9,14 +9,16 @@ from functools import partial
 import anyio
 import anyio.to_thread
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import SQLAlchemyError
 
 from fundmodel import __version__
 from fundmodel.api.middleware import RequestMiddleware
 from fundmodel.api.mode_refresh import refresh_mode_forever
 from fundmodel.api.openapi_docs import STAGE_VALIDATION_DESCRIPTION
-from fundmodel.api.problems import install_problem_handlers
+from fundmodel.api.problems import handle_database_error, install_problem_handlers
 from fundmodel.api.routes import companies, deprecations, funds, health, monte_carlo, ops, portfolio
 from fundmodel.api.stage_validation import StageValidator
 from fundmodel.api.state import AppState
@@ -33,6 +35,8 @@ from fundmodel.settings import Settings, get_settings
 from fundmodel.validation import DeprecationPolicy, ModeState
 
 _log = structlog.get_logger("fundmodel.api")
+SWAGGER_UI_ASSETS = "/docs/assets"
+"""Where the Swagger UI files of the swagger-ui-bundle-v2 package are served (no CDN)."""
 
 
 def create_app(
@@ -93,15 +97,52 @@ def create_app(
         version=__version__,
         description=STAGE_VALIDATION_DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's own pages load their scripts from a CDN: blank without internet. /docs is served
+        # offline below; ReDoc has no packaged build, so it is off.
+        docs_url=None,
+        redoc_url=None,
     )
+    _serve_swagger_ui_offline(app)
     # Always answer get_settings with the app's settings (async: no thread-pool hop per request);
     # tests may still replace this override.
     app.dependency_overrides[get_settings] = _settings_provider(resolved)
     install_problem_handlers(app)
+    # Database outages become 503 here, in one place, instead of a try/except in every service.
+    app.add_exception_handler(SQLAlchemyError, handle_database_error)  # type: ignore[arg-type]
     app.add_middleware(RequestMiddleware, metrics=metrics)
     for module in (health, funds, companies, portfolio, monte_carlo, deprecations, ops):
         app.include_router(module.router)
     return app
+
+
+def _serve_swagger_ui_offline(app: FastAPI) -> None:
+    """Swagger UI at ``/docs`` with its scripts and styles from the installed swagger-ui-bundle-v2."""
+    from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+
+    app.mount(SWAGGER_UI_ASSETS, StaticFiles(directory=swagger_ui_path), name="swagger-ui-assets")
+    oauth2_redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        # Behind a proxy that strips a prefix, every URL the page loads needs that prefix back.
+        prefix = str(request.scope.get("root_path", "")).rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{prefix}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{prefix}{SWAGGER_UI_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{prefix}{SWAGGER_UI_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{prefix}{SWAGGER_UI_ASSETS}/favicon-32x32.png",
+            oauth2_redirect_url=f"{prefix}{oauth2_redirect_url}",
+        )
+
+    async def swagger_ui_oauth2_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    app.add_api_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
+    app.add_api_route(
+        oauth2_redirect_url, swagger_ui_oauth2_redirect, methods=["GET"], include_in_schema=False
+    )
 
 
 def _settings_provider(settings: Settings) -> Callable[[], Awaitable[Settings]]:

@@ -63,24 +63,55 @@ def validation_headers_doc() -> dict[str, dict[str, Any]]:
     return {name: dict(doc) for name, doc in _HEADER_DOCS.items()}
 
 
-# Validation runs after authentication, so a 401 never carries the validation headers.
-_BEFORE_VALIDATION = frozenset({401})
+# Validation runs after authentication and after the body is read, so a 401 or 415 never carries the
+# validation headers (nor does the 400 of an unreadable body, but a stage-rejecting 400 does).
+_BEFORE_VALIDATION = frozenset({401, 415})
 
 
-def validated_responses(success: int, *problems: int) -> dict[int | str, dict[str, Any]]:
+MALFORMED_BODY_DESCRIPTION = (
+    "The request body is not readable JSON (`MALFORMED_BODY`: not UTF-8, a JSON syntax error, nested too "
+    "deeply); `detail` says what and where, never echoing the body."
+)
+UNSUPPORTED_MEDIA_TYPE_DESCRIPTION = (
+    "The request body is not sent as JSON (`UNSUPPORTED_MEDIA_TYPE`): use `Content-Type: application/json`."
+)
+_STAGE_REJECTED_DESCRIPTION = (
+    "Under enforce, stage validation rejected the input (`INVALID_STAGE`, `INVALID_STAGE_DISTRIBUTION`)."
+)
+
+
+def body_responses() -> dict[int | str, dict[str, Any]]:
+    """The answers of any endpoint that parses a JSON body, before the body reaches the endpoint."""
+    return problem_responses(
+        400,
+        415,
+        descriptions={400: MALFORMED_BODY_DESCRIPTION, 415: UNSUPPORTED_MEDIA_TYPE_DESCRIPTION},
+    )
+
+
+def validated_responses(success: int, *problems: int, body: bool = False) -> dict[int | str, dict[str, Any]]:
     """Responses of an endpoint that validates stages: the validation headers on every one of them.
 
     The middleware adds them to whatever response leaves once validation has started (success, 400,
-    422, and the endpoint's own 404/409/...), so each is documented; only 401 precedes validation.
+    422, and the endpoint's own 404/409/...), so each is documented; only 401 and 415 precede it.
+    ``body``: the endpoint parses a JSON body, so an unreadable one is a 400 too (before validation).
     """
-    responses = problem_responses(400, 401, 422, *problems)
+    responses = problem_responses(400, 401, 422, 503, *problems)
+    if body:
+        responses.update(body_responses())
+        responses[400]["description"] = f"{_STAGE_REJECTED_DESCRIPTION} Or: {MALFORMED_BODY_DESCRIPTION}"
+    else:
+        responses[400]["description"] = _STAGE_REJECTED_DESCRIPTION
     responses[success] = {"headers": validation_headers_doc()}
     for status, response in responses.items():
         if status not in _BEFORE_VALIDATION:
-            response["headers"] = validation_headers_doc()
+            response["headers"] = {**response.get("headers", {}), **validation_headers_doc()}
     return responses
 
 
-def plain_responses(*problems: int) -> dict[int | str, dict[str, Any]]:
-    """Responses of an endpoint without stage input."""
-    return problem_responses(401, 422, *problems)
+def plain_responses(*problems: int, body: bool = False) -> dict[int | str, dict[str, Any]]:
+    """Responses of an endpoint without stage input (``body``: it parses a JSON body)."""
+    responses = problem_responses(401, 422, 503, *problems)
+    if body:
+        responses.update(body_responses())
+    return responses

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import typer
 
+from fundmodel.cli.database import missing_schema_explained, open_existing_database
 from fundmodel.db.engine import create_db_engine
-from fundmodel.db.migrate import current_revisions, upgrade_to_head
-from fundmodel.db.seed import seed_demo
 from fundmodel.settings import get_settings
 
 
 def migrate() -> None:
     """Create or upgrade the schema of DATABASE_URL to this release."""
+    from fundmodel.db.migrate import current_revisions, upgrade_to_head  # Alembic: only when migrating
+
     engine = create_db_engine(get_settings().database_url)
     try:
         upgrade_to_head(engine)
@@ -23,9 +24,12 @@ def migrate() -> None:
 
 def seed_demo_command() -> None:
     """Insert the demo fund (with legacy stage spellings); does nothing when it exists."""
-    engine = create_db_engine(get_settings().database_url)
+    from fundmodel.db.seed import seed_demo
+
+    engine = open_existing_database(get_settings().database_url)
     try:
-        result = seed_demo(engine)
+        with missing_schema_explained(engine):
+            result = seed_demo(engine)
     finally:
         engine.dispose()
     if result.created:
@@ -39,3 +43,12 @@ def create_db_group() -> typer.Typer:
     group.command("migrate")(migrate)
     group.command("seed-demo")(seed_demo_command)
     return group
+
+
+def register(app: typer.Typer) -> None:
+    """``fundmodel db``: the schema commands here plus the data operations of :mod:`fundmodel.cli.db_ops`."""
+    from fundmodel.cli.db_ops import register_db_ops
+
+    group = create_db_group()
+    register_db_ops(group)
+    app.add_typer(group, name="db")

@@ -8,11 +8,10 @@ document on stdout; progress bars and messages go to stderr.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -32,6 +31,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from fundmodel.cli.actor import resolve_actor
 from fundmodel.errors import (
     ConfigurationError,
     FundmodelError,
@@ -45,6 +45,7 @@ from fundmodel.ops.backup import (
     backup_tables,
     create_backup,
     require_fresh_backup,
+    verification_path_for,
 )
 from fundmodel.ops.confirm import require_confirmation
 from fundmodel.ops.connection import open_engine
@@ -264,22 +265,26 @@ def normalize_stages(
     max_listed_rows: Annotated[
         int, typer.Option("--max-listed-rows", min=1, help="Row ids listed per unknown value.")
     ] = 100,
-    actor: Annotated[str | None, typer.Option("--actor", help="Who runs it (default: $USER).")] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option("--actor", help="Who runs it, audited (default: the OS user of this process's uid)."),
+    ] = None,
     database_url: DatabaseUrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Plan (default) or apply the normalization of stored stage spellings, resumably and audited."""
     if sum((apply, resume, rollback is not None)) > 1:
         _fail("--apply, --resume and --rollback exclude each other", 2, as_json=as_json)
-    options = runner.RunOptions(
-        batch_size=batch_size,
-        force_unknown=force_unknown,
-        lock_timeout_ms=lock_timeout_ms,
-        statement_timeout_ms=statement_timeout_ms,
-        actor=actor or os.environ.get("USER") or None,
-    )
     console = _stderr()
     with _one_line_errors(as_json):
+        options = runner.RunOptions(
+            batch_size=batch_size,
+            force_unknown=force_unknown,
+            lock_timeout_ms=lock_timeout_ms,
+            statement_timeout_ms=statement_timeout_ms,
+            # A dry run records nothing, so it needs no actor (and must work for any uid).
+            actor=resolve_actor(actor) if apply or resume or rollback is not None else None,
+        )
         url = _database_url(database_url)
         engine = open_engine(url)
         try:
@@ -389,15 +394,17 @@ def _run_mutation(
         )
 
     def backup_gate() -> runner.BackupReference:
-        backup_path, manifest = require_fresh_backup(
+        now = datetime.now(UTC)
+        verified = require_fresh_backup(
             make_url(url),
             [column.table_name for column in columns],
             backup_dir=backup_dir,
             max_age=max_age,
             explicit_file=backup_file,
+            now=now,
         )
-        console.print(f"backup gate passed: {backup_path.name} (created {manifest['created_at']})")
-        return runner.BackupReference(file=str(backup_path), sha256=str(manifest["sha256"]))
+        console.print(f"backup gate passed: {verified.describe(now)}")
+        return runner.BackupReference(file=str(verified.file), sha256=str(verified.manifest["sha256"]))
 
     if incomplete is not None:
         # The run may have stopped long ago: a resume changes rows too, so it needs a fresh backup
@@ -592,14 +599,17 @@ def verify_backup_command(
             candidate = _database_url(database_url)
             server = candidate if candidate.startswith("postgresql") else None
         report = verify_backup(file, scratch_server_url=server)
+    record = verification_path_for(file)
     if as_json:
-        _print_json(report.to_json())
+        _print_json({**report.to_json(), "verification_record": str(record) if report.ok else None})
     else:
         _render_backup_report(report, _stderr(), "verified")
     if not report.ok:
         if not as_json:
             typer.echo("error: restored row counts differ from the manifest", err=True)
         raise typer.Exit(1)
+    if not as_json:
+        _stderr().print(f"verification recorded in {record.name}: the backup gates accept this file now")
 
 
 def restore(

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from fundmodel.auth.service import create_key
-from fundmodel.db.engine import create_db_engine
+from fundmodel.cli.database import missing_schema_explained, open_existing_database
 from fundmodel.settings import get_settings
 
 
@@ -15,9 +15,10 @@ def create(
     name: Annotated[str, typer.Argument(help="A unique name for the client, e.g. analytics-prod.")],
 ) -> None:
     """Create an API key; only its hash is stored, so copy it now."""
-    engine = create_db_engine(get_settings().database_url)
+    engine = open_existing_database(get_settings().database_url)
     try:
-        created = create_key(engine, name)
+        with missing_schema_explained(engine):
+            created = create_key(engine, name)
     finally:
         engine.dispose()
     typer.echo(created.secret)

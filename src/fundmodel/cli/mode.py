@@ -7,27 +7,29 @@ import sys
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
 
-from fundmodel.db.engine import create_db_engine
+from fundmodel.cli.database import missing_schema_explained, open_existing_database
 from fundmodel.db.mode_store import ModeStore
-from fundmodel.observability.logging import configure_logging
-from fundmodel.observability.mode_events import log_mode_change
 from fundmodel.settings import get_settings
 from fundmodel.validation import ModeState, ValidationMode
 
+# Imports here stay light (no engine, no web stack): these are the commands typed during an incident.
 
-def _store() -> ModeStore:
+
+def _open_store() -> tuple[Engine, ModeStore]:
     settings = get_settings()
-    engine = create_db_engine(settings.database_url)
-    return ModeStore(engine, default=ModeState(settings.stage_validation_mode))
+    engine = open_existing_database(settings.database_url)
+    return engine, ModeStore(engine, default=ModeState(settings.stage_validation_mode))
 
 
 def get(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show the mode every worker applies (within the cache TTL)."""
-    store = _store()
-    stored = store.read()
+    engine, store = _open_store()
+    with missing_schema_explained(engine):
+        stored = store.read()
     source = "store" if stored.version else "default (STAGE_VALIDATION_MODE)"
     if as_json:
         typer.echo(
@@ -59,9 +61,13 @@ def set_mode(
     ] = 100.0,
 ) -> None:
     """Change the mode; every worker picks it up within the cache TTL (default 2 s)."""
+    from fundmodel.observability.logging import configure_logging
+    from fundmodel.observability.mode_events import log_mode_change
+
     configure_logging(get_settings().log_level, stream=sys.stderr)
-    store = _store()
-    change = store.set(mode, canary, actor=actor, reason=reason, source="manual")
+    engine, store = _open_store()
+    with missing_schema_explained(engine):
+        change = store.set(mode, canary, actor=actor, reason=reason, source="manual")
     log_mode_change(
         change.old.mode.value,
         change.new.mode.value,
@@ -71,10 +77,7 @@ def set_mode(
         old_canary_percent=change.old.canary_percent,
         new_canary_percent=change.new.canary_percent,
     )
-    typer.echo(
-        f"mode: {change.old.describe()} -> {change.new.describe()} (audit #{change.audit_id})",
-        err=True,
-    )
+    typer.echo(f"mode: {change.old.describe()} -> {change.new.describe()} (audit #{change.audit_id})")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,6 @@ Exit codes of ``status``: 0 the next step is allowed, 1 it is blocked (a gate fa
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
 
-from fundmodel.db.engine import create_db_engine
+from fundmodel.cli.database import missing_schema_explained, open_existing_database
 from fundmodel.db.mode_store import ModeChange, ModeStore
 from fundmodel.errors import ConfigurationError, FundmodelError, InvalidInputError
 from fundmodel.observability.logging import configure_logging
@@ -93,17 +92,18 @@ def _controller(sources: _Sources) -> Iterator[RolloutController]:
     if "max_warn_duration" in settings.model_fields_set:
         overrides["max_warn_duration"] = settings.max_warn_duration
     config = load_gate_config(sources.gates_file or settings.rollout_gates_file, **overrides)
-    engine: Engine = create_db_engine(sources.database_url or settings.database_url)
+    engine: Engine = open_existing_database(sources.database_url or settings.database_url)
     url = sources.prometheus_url or settings.prometheus_url
     client = PrometheusClient(url, timeout=settings.prometheus_timeout_seconds) if url else None
     try:
-        yield RolloutController(
-            ModeStore(engine, default=ModeState(settings.stage_validation_mode)),
-            engine,
-            measurements=PrometheusMeasurements(client, label_filter=config.label_filter),
-            data_checks=StoredDataChecks(engine, backup_dir=sources.backup_dir),
-            config=config,
-        )
+        with missing_schema_explained(engine):
+            yield RolloutController(
+                ModeStore(engine, default=ModeState(settings.stage_validation_mode)),
+                engine,
+                measurements=PrometheusMeasurements(client, label_filter=config.label_filter),
+                data_checks=StoredDataChecks(engine, backup_dir=sources.backup_dir),
+                config=config,
+            )
     finally:
         if client is not None:
             client.close()
@@ -146,12 +146,9 @@ def _log_change(change: ModeChange | None) -> None:
 
 
 def _actor(explicit: str | None) -> str:
-    if explicit and explicit.strip():
-        return explicit
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        raise InvalidInputError("cannot tell who you are: pass --actor NAME", field="actor") from None
+    from fundmodel.cli.actor import resolve_actor
+
+    return resolve_actor(explicit)
 
 
 # --- rendering -----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (>1 runs gunicorn).")] = 1,
 ) -> None:
-    """Run the HTTP API (settings from the environment; see README)."""
+    """Run the HTTP API (settings from the environment: docs/api.md, section Configuration)."""
     settings = get_settings()  # an invalid environment fails here, in one line, before binding
     configure_logging(settings.log_level)
     if workers == 1:

@@ -10,23 +10,22 @@ from __future__ import annotations
 import json
 import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from fundmodel.engines.montecarlo import (
-    MAX_ITERATIONS,
-    MIN_ITERATIONS,
-    SimulationConfig,
-    SimulationResult,
-    load_config,
-    simulate,
-)
 from fundmodel.errors import FundmodelError, InvalidInputError
 
+if TYPE_CHECKING:
+    from fundmodel.engines.montecarlo import SimulationConfig, SimulationResult
+
+# The engine (NumPy, Numba) is imported when a simulation runs, not when the command is registered: every
+# other command's start-up would pay for it. The help's figures repeat the engine's constants
+# (MIN_ITERATIONS, MAX_ITERATIONS, TVPI_THRESHOLDS); tests/cli/test_startup.py keeps them equal.
+ITERATIONS_HELP = "Simulated funds (10 to 2,000,000)."
 DEFAULT_ITERATIONS = 10_000
 PROGRESS_THRESHOLD = 200_000
 """Runs at least this large show a progress bar on stderr."""
@@ -45,7 +44,7 @@ def simulate_command(
         typer.Option(
             "--iterations",
             "-n",
-            help=f"Simulated funds ({MIN_ITERATIONS:,} to {MAX_ITERATIONS:,}).",
+            help=ITERATIONS_HELP,
         ),
     ] = DEFAULT_ITERATIONS,
     seed: Annotated[
@@ -58,7 +57,9 @@ def simulate_command(
         typer.Option("--plot", help="Write a PNG with the TVPI histogram and the median J-curve."),
     ] = None,
 ) -> None:
-    """Simulate a venture fund: distribution of net TVPI, DPI, IRR and the odds of 1x, 3x, 10x."""
+    """Simulate a venture fund: net TVPI, DPI and IRR; odds of net TVPI >= 1x, 2x, 3x, 5x, 10x."""
+    from fundmodel.engines.montecarlo import load_config
+
     error_console = Console(stderr=True)
     try:
         config = load_config(_read_json(file))
@@ -94,6 +95,8 @@ def _read_json(file: Path) -> object:
 
 
 def _run(config: SimulationConfig, iterations: int, seed: int, console: Console) -> SimulationResult:
+    from fundmodel.engines.montecarlo import simulate
+
     if iterations < PROGRESS_THRESHOLD:
         return simulate(config, iterations=iterations, seed=seed)
     columns = (

@@ -5,18 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, JsonValue, StringConstraints
+from pydantic import Field, StringConstraints
 
-from fundmodel.apimodel import ApiModel, StageWarnings
+from fundmodel.apimodel import (
+    MAX_ROW_ID,
+    ApiModel,
+    RawStageName,
+    StageWarnings,
+    StorableText,
+    StrictInteger,
+    StrictNumber,
+)
 from fundmodel.stages import Stage
 
 MAX_ALLOCATION_BATCH = 500
-Amount = Annotated[float, Field(ge=0, le=1e13)]
+Amount = Annotated[StrictNumber, Field(ge=0, le=1e13)]
+CompanyName = Annotated[StorableText, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class CompanyCreate(ApiModel):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    stage: JsonValue = Field(
+    name: CompanyName
+    stage: RawStageName = Field(
         description=(
             "Investment stage: a canonical name (`series_a`) or, while deprecated spellings are "
             "accepted, an alias (`Series A`). See GET /api/deprecations."
@@ -53,9 +62,9 @@ class CompanyPage(ApiModel):
 
 
 class AllocationChange(ApiModel):
-    company_id: int = Field(ge=1)
+    company_id: StrictInteger = Field(ge=1, le=MAX_ROW_ID)
     reserve_allocation: Amount
-    version: int = Field(ge=1, description="The company's version as last read.")
+    version: StrictInteger = Field(ge=1, le=MAX_ROW_ID, description="The company's version as last read.")
 
 
 class AllocationBatch(ApiModel):

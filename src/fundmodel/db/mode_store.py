@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from fundmodel.db.tables import stage_validation_audit, stage_validation_state
@@ -32,6 +32,7 @@ MAX_REASON_LENGTH = 1000
 MODE_CHANGE_SOURCES = frozenset({"manual", "alertmanager", "rollout"})
 _WRITE_ATTEMPTS = 20
 _RETRY_BACKOFF_SECONDS = 0.005
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,19 +149,25 @@ class ModeStore:
         ``only_if`` is checked against the state inside the write (e.g. "only when enforcing", for the
         auto-downgrade): when it returns False nothing is written and the change has ``audit_id == 0``.
         """
-        new = ModeState(ValidationMode(mode), _check_canary(canary_percent))
-        actor, reason = (
-            _check_text("actor", actor, MAX_ACTOR_LENGTH),
-            _check_text("reason", reason, MAX_REASON_LENGTH),
+        request = ModeWriteRequest.checked(
+            mode, canary_percent, actor=actor, reason=reason, source=source, extra=extra
         )
-        if source not in MODE_CHANGE_SOURCES:
-            raise InvalidInputError(
-                f"source must be one of {', '.join(sorted(MODE_CHANGE_SOURCES))}", field="source"
-            )
-        details = dict(extra or {})
+        return self.transact(lambda transaction: transaction.write(request, only_if))
+
+    def transact(self, work: Callable[[ModeTransaction], _T]) -> _T:
+        """Run ``work`` in one database transaction that may change the mode; its result when committed.
+
+        Other writes of the same transaction (e.g. the webhook's delivery keys) commit or roll back
+        together with the mode change. ``work`` may run more than once: a lost compare-and-swap is
+        retried from the start. The cache learns the written state only after the commit. Raises
+        :class:`StoreUnavailableError` when the database fails.
+        """
         for attempt in range(_WRITE_ATTEMPTS):
+            transaction: ModeTransaction | None = None
             try:
-                change = self._try_write(new, actor, reason, source, details, only_if)
+                with self._engine.begin() as connection:
+                    transaction = ModeTransaction(self, connection)
+                    result = work(transaction)
             except _LostRaceError:
                 # SQLite ignores FOR UPDATE, so racing writers retry the compare-and-swap; a jittered,
                 # growing pause keeps them from colliding again in lockstep. Mode changes are rare.
@@ -168,7 +175,9 @@ class ModeStore:
                 continue
             except SQLAlchemyError as exc:
                 raise StoreUnavailableError(f"mode store not written: {_first_line(exc)}") from exc
-            return change
+            if transaction.observed is not None:
+                self._remember(transaction.observed)
+            return result
         raise StoreUnavailableError("mode store not written: too many concurrent writers")
 
     def audit_log(self, limit: int = 50) -> list[ModeChange]:
@@ -193,73 +202,139 @@ class ModeStore:
             for row in rows
         ]
 
-    def _try_write(
-        self,
-        new: ModeState,
-        actor: str,
-        reason: str,
-        source: str,
-        extra: dict[str, Any],
-        only_if: Callable[[ModeState], bool] | None,
-    ) -> ModeChange:
-        state = stage_validation_state
-        now = datetime.now(UTC)
-        with self._engine.begin() as connection:
-            row = connection.execute(
-                select(state).where(state.c.id == STATE_ROW_ID).with_for_update()
-            ).first()
-            old = (
-                ModeState(ValidationMode(row.mode), float(row.canary_percent))
-                if row is not None
-                else self._default
-            )
-            if only_if is not None and not only_if(old):
-                stored = StoredMode(old, int(row.version) if row else 0, None, None)
-                self._remember(stored)
-                return ModeChange(0, old, old, actor, reason, source, now, extra)
-            values = {
-                "mode": new.mode.value,
-                "canary_percent": new.canary_percent,
-                "updated_at": now,
-                "updated_by": actor,
-            }
-            if row is None:
-                version = 1
-                try:
-                    connection.execute(insert(state).values(id=STATE_ROW_ID, version=version, **values))
-                except IntegrityError as exc:
-                    raise _LostRaceError from exc
-            else:
-                version = int(row.version) + 1
-                result = connection.execute(
-                    update(state)
-                    .where(state.c.id == STATE_ROW_ID, state.c.version == row.version)
-                    .values(version=version, **values)
-                )
-                if result.rowcount != 1:
-                    raise _LostRaceError
-            audit_id = connection.execute(
-                insert(stage_validation_audit)
-                .values(
-                    changed_at=now,
-                    old_mode=old.mode.value,
-                    old_canary_percent=old.canary_percent,
-                    new_mode=new.mode.value,
-                    new_canary_percent=new.canary_percent,
-                    actor=actor,
-                    reason=reason,
-                    source=source,
-                    extra=extra,
-                )
-                .returning(stage_validation_audit.c.id)
-            ).scalar_one()
-        self._remember(StoredMode(new, version, now, actor))
-        return ModeChange(int(audit_id), old, new, actor, reason, source, now, extra)
-
     def _remember(self, stored: StoredMode) -> None:
         with self._lock:
             self._writes += 1
             self._cached = _Cached(stored, self._clock())
+
+
+@dataclass(frozen=True, slots=True)
+class ModeWriteRequest:
+    """A validated mode change, ready to be written."""
+
+    new: ModeState
+    actor: str
+    reason: str
+    source: str
+    extra: dict[str, Any]
+
+    @classmethod
+    def checked(
+        cls,
+        mode: ValidationMode,
+        canary_percent: float,
+        *,
+        actor: str,
+        reason: str,
+        source: str,
+        extra: Mapping[str, Any] | None = None,
+    ) -> ModeWriteRequest:
+        if source not in MODE_CHANGE_SOURCES:
+            raise InvalidInputError(
+                f"source must be one of {', '.join(sorted(MODE_CHANGE_SOURCES))}", field="source"
+            )
+        return cls(
+            new=ModeState(ValidationMode(mode), _check_canary(canary_percent)),
+            actor=_check_text("actor", actor, MAX_ACTOR_LENGTH),
+            reason=_check_text("reason", reason, MAX_REASON_LENGTH),
+            source=source,
+            extra=dict(extra or {}),
+        )
+
+
+class ModeTransaction:
+    """The mode row inside one transaction of :meth:`ModeStore.transact`: read it locked, change it."""
+
+    def __init__(self, store: ModeStore, connection: Connection) -> None:
+        self._store = store
+        self._connection = connection
+        # What this transaction read or wrote: the cache takes it once the transaction commits.
+        self.observed: StoredMode | None = None
+
+    @property
+    def connection(self) -> Connection:
+        """For writes that must commit or roll back together with the mode change."""
+        return self._connection
+
+    def read_locked(self) -> StoredMode:
+        """The stored mode, its row locked until the transaction ends (PostgreSQL; SQLite writers are
+        serialized by the database lock once the transaction has written anything)."""
+        row = self._locked_row()
+        if row is None:
+            return StoredMode(self._store.default, 0, None, None)
+        return StoredMode(
+            ModeState(ValidationMode(row.mode), float(row.canary_percent)),
+            int(row.version),
+            as_utc(row.updated_at),
+            str(row.updated_by),
+        )
+
+    def write(
+        self, request: ModeWriteRequest, only_if: Callable[[ModeState], bool] | None = None
+    ) -> ModeChange:
+        """Write the change with its audit row; ``audit_id == 0`` when ``only_if`` refuses the state."""
+        state = stage_validation_state
+        now = datetime.now(UTC)
+        row = self._locked_row()
+        old = (
+            ModeState(ValidationMode(row.mode), float(row.canary_percent))
+            if row is not None
+            else self._store.default
+        )
+        new, actor, reason, source, extra = (
+            request.new,
+            request.actor,
+            request.reason,
+            request.source,
+            request.extra,
+        )
+        if only_if is not None and not only_if(old):
+            self.observed = StoredMode(old, int(row.version) if row else 0, None, None)
+            return ModeChange(0, old, old, actor, reason, source, now, extra)
+        values = {
+            "mode": new.mode.value,
+            "canary_percent": new.canary_percent,
+            "updated_at": now,
+            "updated_by": actor,
+        }
+        if row is None:
+            version = 1
+            try:
+                self._connection.execute(insert(state).values(id=STATE_ROW_ID, version=version, **values))
+            except IntegrityError as exc:
+                raise _LostRaceError from exc
+        else:
+            version = int(row.version) + 1
+            result = self._connection.execute(
+                update(state)
+                .where(state.c.id == STATE_ROW_ID, state.c.version == row.version)
+                .values(version=version, **values)
+            )
+            if result.rowcount != 1:
+                raise _LostRaceError
+        audit_id = self._connection.execute(
+            insert(stage_validation_audit)
+            .values(
+                changed_at=now,
+                old_mode=old.mode.value,
+                old_canary_percent=old.canary_percent,
+                new_mode=new.mode.value,
+                new_canary_percent=new.canary_percent,
+                actor=actor,
+                reason=reason,
+                source=source,
+                extra=extra,
+            )
+            .returning(stage_validation_audit.c.id)
+        ).scalar_one()
+        self.observed = StoredMode(new, version, now, actor)
+        return ModeChange(int(audit_id), old, new, actor, reason, source, now, extra)
+
+    def _locked_row(self) -> Row[Any] | None:
+        state = stage_validation_state
+        return self._connection.execute(
+            select(state).where(state.c.id == STATE_ROW_ID).with_for_update()
+        ).first()
 
 
 class _LostRaceError(Exception):

@@ -4,13 +4,13 @@ Decision rules live in :mod:`fundmodel.observability.alertmanager` (pure); this 
 the mode store. Idempotency on (groupKey, fingerprint, startsAt) survives restarts and spans workers
 and replicas: every matching delivery's keys are recorded in ``stage_webhook_deliveries``
 (:mod:`fundmodel.mode_ops.deliveries`), whether it downgraded or found the mode already lenient, so a
-repeat never acts again, even after an operator raised the mode back to ``enforce``. The mode write is
-conditional (``only_if`` enforce, inside the store's transaction), so two workers handling the same
-delivery at once still produce exactly one downgrade.
+repeat never acts again, even after an operator raised the mode back to ``enforce``.
 
-The keys of a downgrade are recorded right after the store's transaction commits (the audit row keeps
-them too). Should that second write fail, the webhook answers 503: Alertmanager's retry then finds the
-mode already lowered and records the keys as ``unchanged``.
+The keys are claimed in the same transaction as the conditional mode write (``only_if`` enforce): the
+first copy of a delivery to claim them decides (``downgraded``, or ``unchanged`` when the mode is already
+lenient), and every concurrent or later copy is answered ``duplicate``, across workers and replicas, so
+the ``result`` metric counts each delivery once. Should that transaction fail, nothing is recorded and
+the webhook answers 503; Alertmanager's retry then acts as if it were the first delivery.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine
 
-from fundmodel.db.mode_store import ModeChange, ModeStore
+from fundmodel.db.mode_store import ModeChange, ModeStore, ModeTransaction, ModeWriteRequest
 from fundmodel.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -30,7 +30,7 @@ from fundmodel.errors import (
     StoreUnavailableError,
     WebhookPayloadError,
 )
-from fundmodel.mode_ops.deliveries import record_deliveries, seen_deliveries
+from fundmodel.mode_ops.deliveries import claim_deliveries, mark_downgraded, seen_deliveries
 from fundmodel.mode_ops.tokens import WEBHOOK_TOKEN_ENV, require_token, webhook_token
 from fundmodel.observability.alertmanager import (
     AlertmanagerPayload,
@@ -149,37 +149,53 @@ class AutoDowngrade:
         requests = downgrade_requests(payload, label=label)
         if not requests:
             return WebhookOutcome("ignored", None, None, 0, None)
-        seen = seen_deliveries(self._engine, [r.idempotency_key for r in requests])
-        # The store, not this worker's cache: the cache may be up to one TTL behind a manual change.
-        stored = self._store.read().state
-        plan = plan_downgrade(requests, stored.mode.value, seen)
-        new_keys = [r.idempotency_key for r in plan.new_requests]
-        if plan.result == "duplicate":
-            return WebhookOutcome(plan.result, stored, stored, len(requests), None)
+        keys = [r.idempotency_key for r in requests]
+        if seen_deliveries(self._engine, keys) >= frozenset(keys):
+            # A repeat of a delivery already committed: answered without a write transaction. The
+            # store, not this worker's cache: the cache may be up to one TTL behind a manual change.
+            stored = self._store.read().state
+            return WebhookOutcome("duplicate", stored, stored, len(requests), None)
+        outcome, change = self._store.transact(
+            lambda transaction: self._decide(transaction, payload, requests)
+        )
+        if change is not None:
+            self._applied(change)
+        return outcome
+
+    def _decide(
+        self,
+        transaction: ModeTransaction,
+        payload: AlertmanagerPayload,
+        requests: Sequence[DowngradeRequest],
+    ) -> tuple[WebhookOutcome, ModeChange | None]:
+        """Claim the delivery's keys, then lower the mode if it is still enforce: all in one transaction."""
+        keys = [r.idempotency_key for r in requests]
+        # Claimed as "unchanged"; a downgrade below marks them before the transaction commits.
+        claimed = claim_deliveries(transaction.connection, keys, result="unchanged")
+        current = transaction.read_locked().state
+        plan = plan_downgrade(requests, current.mode.value, frozenset(keys) - claimed)
         if plan.target_mode is None:
-            # Already lenient: nothing to write to the mode store, but the delivery is remembered so a
-            # repeat after an operator re-enables enforce stays a duplicate.
-            recorded = record_deliveries(self._engine, new_keys, result="unchanged")
-            # Zero: another worker recorded this very delivery between our read and our write.
-            result = "unchanged" if recorded else "duplicate"
-            return WebhookOutcome(result, stored, stored, len(requests), None)
-        change = self._store.set(
-            ValidationMode(plan.target_mode),
-            stored.canary_percent,
-            actor=AUTO_DOWNGRADE_ACTOR,
-            reason=_reason(plan.new_requests),
-            source=AUDIT_SOURCE,
-            extra=_audit_extra(payload, plan.new_requests),
+            # "duplicate": every key belonged to another copy; "unchanged": already lenient, but the
+            # delivery is remembered so a repeat after an operator re-enables enforce stays a duplicate.
+            return WebhookOutcome(plan.result, current, current, len(requests), None), None
+        change = transaction.write(
+            ModeWriteRequest.checked(
+                ValidationMode(plan.target_mode),
+                current.canary_percent,
+                actor=AUTO_DOWNGRADE_ACTOR,
+                reason=_reason(plan.new_requests),
+                source=AUDIT_SOURCE,
+                extra=_audit_extra(payload, plan.new_requests),
+            ),
             only_if=lambda state: state.mode is ValidationMode.ENFORCE,
         )
-        if change.audit_id == 0:
-            # Another worker (or an operator) lowered it between our read and our write.
-            record_deliveries(self._engine, new_keys, result="unchanged")
-            return WebhookOutcome("unchanged", change.old, change.new, len(requests), None)
-        self._applied(change)
-        # After the downgrade's own bookkeeping: a failure here (503) must not hide the change itself.
-        record_deliveries(self._engine, new_keys, result="downgraded", audit_id=change.audit_id)
-        return WebhookOutcome("downgraded", change.old, change.new, len(requests), change.audit_id)
+        if change.audit_id == 0:  # unreachable while the row stays locked; never mark a non-change
+            return WebhookOutcome("unchanged", change.old, change.new, len(requests), None), None
+        mark_downgraded(transaction.connection, sorted(claimed), audit_id=change.audit_id)
+        return (
+            WebhookOutcome("downgraded", change.old, change.new, len(requests), change.audit_id),
+            change,
+        )
 
     def _applied(self, change: ModeChange) -> None:
         """This worker applies the downgrade at once, counts and logs it (the others within the TTL)."""

@@ -3,6 +3,11 @@
 Call :func:`configure_logging` once at start-up (the app factory or the CLI), never at import.
 structlog events and stdlib ``logging`` records (uvicorn, gunicorn, alembic) share the same format
 and stream, so a log shipper sees one schema. Running it again replaces the previous configuration.
+
+Both paths end in the same three steps: a traceback becomes a list of frames (file, line, function)
+*without* local variables (those held the raw request headers, API keys included, and made one line
+hundreds of KB), then :mod:`fundmodel.observability.redaction` redacts credentials and bounds every
+line to 16 KiB.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ import sys
 from typing import TextIO
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import Processor
 
 from fundmodel.errors import ConfigurationError
+from fundmodel.observability.redaction import MAX_LINE_BYTES, BoundedJSONRenderer, redact_event
 
 __all__ = ["LOG_LEVELS", "configure_logging", "parse_log_level"]
 
@@ -27,6 +34,19 @@ LOG_LEVELS: dict[str, int] = {
 }
 
 _HANDLER_MARK = "_fundmodel_json_handler"
+# Frames kept per exception: the first and last half of the stack (the error is raised in the last).
+MAX_TRACEBACK_FRAMES = 20
+
+
+def _final_processors() -> list[Processor]:
+    """Traceback as data without locals, then redaction, then one bounded JSON line."""
+    return [
+        structlog.processors.ExceptionRenderer(
+            ExceptionDictTransformer(show_locals=False, max_frames=MAX_TRACEBACK_FRAMES, use_rich=False)
+        ),
+        redact_event,
+        BoundedJSONRenderer(MAX_LINE_BYTES),
+    ]
 
 
 def parse_log_level(level: str | int) -> int:
@@ -50,7 +70,6 @@ def configure_logging(
     level_number = parse_log_level(level)
     output = stream if stream is not None else sys.stdout
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
-    renderer = structlog.processors.JSONRenderer()
 
     structlog.configure(
         processors=[
@@ -58,8 +77,7 @@ def configure_logging(
             structlog.processors.add_log_level,
             timestamper,
             structlog.processors.StackInfoRenderer(),
-            structlog.processors.dict_tracebacks,
-            renderer,
+            *_final_processors(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level_number),
         logger_factory=structlog.WriteLoggerFactory(file=output),
@@ -77,8 +95,7 @@ def configure_logging(
         foreign_pre_chain=foreign_chain,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.dict_tracebacks,
-            renderer,
+            *_final_processors(),
         ],
     )
     handler = logging.StreamHandler(output)

@@ -50,6 +50,7 @@ from fundmodel.observability.mode_change_counts import ModeChangeCounts
 
 __all__ = [
     "COHORTS",
+    "DATABASE_UNAVAILABLE_REASONS",
     "DEFAULT_HTTP_OPERATIONS",
     "DEFAULT_VALIDATED_ENDPOINTS",
     "HTTP_DURATION_BUCKETS",
@@ -94,6 +95,15 @@ WEBHOOK_RESULTS: tuple[str, ...] = (
     "malformed",  # body is not a version-4 Alertmanager payload
     "unconfigured",  # no webhook token configured: answered 503
     "store_error",  # mode store write failed: answered 5xx so Alertmanager retries
+)
+# fundmodel.db.availability.UnavailableReason, spelled out: metrics does not depend on the db layer.
+DATABASE_UNAVAILABLE_REASONS: tuple[str, ...] = (
+    "connection",
+    "pool_timeout",
+    "too_many_connections",
+    "timeout",
+    "locked",
+    "storage",
 )
 HTTP_METHODS: tuple[str, ...] = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -194,6 +204,7 @@ class ServiceMetrics:
         self._outcomes = _lookup(VALIDATION_OUTCOMES)
         self._cohorts = _lookup(COHORTS)
         self._webhook_results = _lookup(WEBHOOK_RESULTS)
+        self._unavailable_reasons = _lookup(DATABASE_UNAVAILABLE_REASONS)
         self._methods = _lookup(HTTP_METHODS)
 
         self.validations = Counter(
@@ -255,6 +266,12 @@ class ServiceMetrics:
             ["result"],
             registry=registry,
         )
+        self.database_unavailable = Counter(
+            "fundmodel_database_unavailable",
+            "Requests answered 503 because the database was unavailable, by reason.",
+            ["reason"],
+            registry=registry,
+        )
         self.offender_logs_dropped = Counter(
             "fundmodel_stage_validation_offender_logs_dropped",
             "Offender log events dropped by the sampler, by endpoint.",
@@ -291,6 +308,8 @@ class ServiceMetrics:
             self.mode.labels(mode)
         for result in WEBHOOK_RESULTS:
             self.webhook_requests.labels(result)
+        for reason in DATABASE_UNAVAILABLE_REASONS:
+            self.database_unavailable.labels(reason)
         for endpoint in endpoint_values:
             self.offender_logs_dropped.labels(endpoint)
 
@@ -368,6 +387,10 @@ class ServiceMetrics:
 
     def count_webhook(self, result: str) -> None:
         self.webhook_requests.labels(self._webhook_results.get(result, OTHER)).inc()
+
+    def count_database_unavailable(self, reason: str) -> None:
+        """One request failed because the database was unavailable (a DATABASE_UNAVAILABLE_REASONS value)."""
+        self.database_unavailable.labels(self._unavailable_reasons.get(reason, OTHER)).inc()
 
     def count_offender_logs_dropped(self, endpoint: str) -> None:
         self.offender_logs_dropped.labels(self.endpoint_label(endpoint)).inc()

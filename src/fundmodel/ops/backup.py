@@ -3,6 +3,11 @@
 PostgreSQL: ``pg_dump`` in custom format with ``--strict-names`` for the exact tables, on a snapshot
 exported from the transaction that also counts the rows, so the manifest's counts match the dump.
 SQLite: the online backup API (a consistent copy of the whole database file).
+
+A manifest only describes a file; whoever can rewrite the file can rewrite its manifest too. So the
+gates (``normalize-stages --apply`` and the rollout's ``backup_fresh``) also want proof that the file
+restores: the verification record ``verify-backup`` writes next to it after a successful restore into a
+scratch database, bound to the SHA-256 of exactly the bytes it restored (:func:`require_fresh_backup`).
 """
 
 from __future__ import annotations
@@ -35,9 +40,12 @@ from fundmodel.errors import (
 
 MANIFEST_FORMAT = "fundmodel-backup/1"
 MANIFEST_SUFFIX = ".manifest.json"
+VERIFICATION_FORMAT = "fundmodel-backup-verification/1"
+VERIFICATION_SUFFIX = ".verified.json"
 KIND_POSTGRESQL = "postgresql-custom"
 KIND_SQLITE = "sqlite-database"
 DEFAULT_MAX_AGE_HOURS = 24.0
+GATE_REFUSAL_PREFIX = "--apply needs a fresh, verified backup: "
 DEFAULT_RETAIN = 7
 _CHUNK = 1 << 20
 
@@ -48,6 +56,30 @@ class BackupResult:
     manifest_file: Path
     manifest: dict[str, Any]
     pruned: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class VerifiedBackup:
+    """A backup the gate accepted: fresh, intact, and restored by ``verify-backup`` as it is now."""
+
+    file: Path
+    manifest: dict[str, Any]
+    verification: dict[str, Any]
+
+    @property
+    def created_at(self) -> datetime:
+        return parse_created_at(self.manifest)
+
+    def describe(self, now: datetime) -> str:
+        """What the gate checked, for the operator."""
+        hours = (now - self.created_at).total_seconds() / 3600
+        rows = sum(int(table.get("rows", 0)) for table in self.verification.get("tables", []))
+        return (
+            f"{self.file.name}: of this database, covers the stage tables, created "
+            f"{self.manifest['created_at']} ({hours:.1f} h old), size and SHA-256 match the manifest, and "
+            f"verify-backup restored exactly these bytes at {self.verification['verified_at']} "
+            f"({rows} rows, counts as in the manifest)"
+        )
 
 
 # --- helpers shared by backup, verify and restore ------------------------------------------------
@@ -114,6 +146,71 @@ def check_checksum(backup_file: Path, manifest: dict[str, Any]) -> None:
         )
     if sha256_of(backup_file) != manifest.get("sha256"):
         raise IntegrityCheckError(f"backup {backup_file.name} fails its SHA-256 checksum (corrupt)")
+
+
+def verification_path_for(backup_file: Path) -> Path:
+    return backup_file.with_name(backup_file.name + VERIFICATION_SUFFIX)
+
+
+def write_verification_record(
+    backup_file: Path, manifest: dict[str, Any], *, restored_rows: dict[str, int], method: str
+) -> Path:
+    """Record that ``verify-backup`` restored this very file (by SHA-256) with the manifest's counts.
+
+    Only the caller's successful verification may call this; the file's checksum was checked against
+    the manifest moments before, and the manifest's hash is what the record keeps.
+    """
+    record = {
+        "format": VERIFICATION_FORMAT,
+        "file": backup_file.name,
+        "sha256": manifest["sha256"],
+        "size_bytes": manifest["size_bytes"],
+        "backup_created_at": manifest["created_at"],
+        "verified_at": datetime.now(UTC).isoformat(),
+        "method": method,
+        "tables": [{"name": name, "rows": rows} for name, rows in sorted(restored_rows.items())],
+        "tool_versions": _base_tool_versions(),
+    }
+    path = verification_path_for(backup_file)
+    _write_atomically(path, json.dumps(record, indent=2, sort_keys=True).encode())
+    return path
+
+
+def discard_verification_record(backup_file: Path) -> None:
+    """A verification that failed (or could not finish) leaves no earlier success behind."""
+    with contextlib.suppress(FileNotFoundError):
+        verification_path_for(backup_file).unlink()
+
+
+def check_verified(backup_file: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The verification record of exactly this file; IntegrityCheckError when there is none.
+
+    Call after :func:`check_checksum`: the file then hashes to the manifest's SHA-256, and the record
+    must name that same hash, so a file (or manifest) replaced after verification does not pass.
+    """
+    path = verification_path_for(backup_file)
+    how = f"run `fundmodel db verify-backup {backup_file}`"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IntegrityCheckError(f"{backup_file.name} was never verified ({how})") from None
+    except ValueError:
+        raise IntegrityCheckError(f"verification record {path.name} is not valid JSON ({how})") from None
+    if not isinstance(record, dict) or record.get("format") != VERIFICATION_FORMAT:
+        raise IntegrityCheckError(f"{path.name} is not a {VERIFICATION_FORMAT} record ({how})")
+    if record.get("sha256") != manifest.get("sha256") or record.get("size_bytes") != manifest.get(
+        "size_bytes"
+    ):
+        raise IntegrityCheckError(
+            f"{backup_file.name} is not the file verify-backup restored (its SHA-256 changed since; {how})"
+        )
+    verified = {table.get("name"): table.get("rows") for table in record.get("tables", [])}
+    expected = {table.get("name"): table.get("rows") for table in manifest.get("tables", [])}
+    if verified != expected:
+        raise IntegrityCheckError(
+            f"{backup_file.name}: the manifest's row counts differ from the verified restore ({how})"
+        )
+    return record
 
 
 def parse_created_at(manifest: dict[str, Any]) -> datetime:
@@ -380,12 +477,14 @@ def _manifests(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def prune_backups(directory: Path, url: URL, *, retain: int) -> tuple[Path, ...]:
-    """Delete this database's backups beyond the ``retain`` newest (manifest first, then file)."""
+    """Delete this database's backups beyond the ``retain`` newest (manifest and verification record
+    first, then the file)."""
     ours = [item for item in _manifests(directory) if same_database(item[1], url)]
     pruned = []
     for backup_file, _manifest in ours[retain:]:
         with contextlib.suppress(FileNotFoundError):
             manifest_path_for(backup_file).unlink()
+        discard_verification_record(backup_file)
         with contextlib.suppress(FileNotFoundError):
             backup_file.unlink()
         pruned.append(backup_file)
@@ -400,11 +499,13 @@ def require_fresh_backup(
     max_age: timedelta,
     explicit_file: Path | None = None,
     now: datetime | None = None,
-) -> tuple[Path, dict[str, Any]]:
-    """The newest backup of this database that covers the tables, is young enough and checks out.
+) -> VerifiedBackup:
+    """The newest backup of this database that covers the tables, is young enough and restores.
 
-    Freshness comes from the manifest's ``created_at`` and the file must match its SHA-256, so
-    touching an old file does not make it fresh.
+    Freshness comes from the manifest's ``created_at`` (touching an old file does not make it fresh);
+    the file must match its manifest's size and SHA-256 and carry the verification record of a
+    successful ``verify-backup`` of those very bytes (a truncated file with a rewritten manifest was
+    never restored, so it has none). A backup that fails any of that is passed over for the next one.
     """
     now = now or datetime.now(UTC)
     needed = set(table_names)
@@ -433,12 +534,13 @@ def require_fresh_backup(
             break  # candidates are newest first: older ones are staler still
         try:
             check_checksum(backup_file, manifest)
+            verification = check_verified(backup_file, manifest)
         except IntegrityCheckError as exc:
             reasons.append(exc.detail)
             continue
-        return backup_file, manifest
+        return VerifiedBackup(backup_file, manifest, verification)
     where = str(explicit_file) if explicit_file else str(backup_dir)
     summary = "; ".join(reasons[:3]) if reasons else f"no backup found in {where}"
     raise OperationRefusedError(
-        f"--apply needs a fresh, verified backup: {summary}; run `fundmodel db backup` first"
+        f"{GATE_REFUSAL_PREFIX}{summary}; run `fundmodel db backup`, then `fundmodel db verify-backup FILE`"
     )

@@ -47,7 +47,7 @@ from fundmodel.db.normalization_tables import (
 from fundmodel.db.normalization_tables import (
     stage_normalization_runs as runs_table,
 )
-from fundmodel.errors import OperationRefusedError, StoreUnavailableError
+from fundmodel.errors import InvalidInputError, OperationRefusedError, StoreUnavailableError
 from fundmodel.ops.connection import SQLITE_IMMEDIATE, is_postgresql
 from fundmodel.ops.constraints import constraints_present
 from fundmodel.ops.planning import Plan, build_plan, classify_stage_value
@@ -137,6 +137,13 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _audited_actor(options: RunOptions) -> str:
+    """Every run that changes rows is audited with who ran it; the CLI resolves ``--actor`` first."""
+    if options.actor is None or not options.actor.strip():
+        raise InvalidInputError("a run that changes rows needs an actor: pass --actor NAME", field="actor")
+    return options.actor.strip()
+
+
 def count_rows(connection: Connection, columns: Sequence[StageColumn]) -> dict[str, int]:
     return {
         column.table_name: connection.execute(select(func.count()).select_from(column.table)).scalar_one()
@@ -195,7 +202,7 @@ def create_run(
                 row_counts_start=count_rows(connection, columns),
                 rows_changed=0,
                 owner=_owner(),
-                actor=options.actor,
+                actor=_audited_actor(options),
                 started_at=now,
                 updated_at=now,
             )
@@ -232,7 +239,7 @@ def create_rollback_run(
                 plan={"target_run_id": target_run_id},
                 rows_changed=0,
                 owner=_owner(),
-                actor=options.actor,
+                actor=_audited_actor(options),
                 started_at=now,
                 updated_at=now,
             )

@@ -28,10 +28,12 @@ from fundmodel.ops.backup import (
     KIND_SQLITE,
     check_checksum,
     count_sqlite_tables,
+    discard_verification_record,
     libpq_environment,
     load_manifest,
     sqlite_path,
     tool_path,
+    write_verification_record,
 )
 from fundmodel.ops.constraints import (
     GUARD_ABSENT,
@@ -178,45 +180,70 @@ def _scratch_postgresql(server_url: URL) -> Iterator[URL]:
 
 
 def verify_backup(backup_file: Path, *, scratch_server_url: str | None = None) -> BackupCheckReport:
-    """Checksum, then a full restore into a scratch database and a row-count comparison."""
+    """Checksum, then a full restore into a scratch database and a row-count comparison.
+
+    Success leaves the verification record the backup gates require (bound to the file's SHA-256);
+    a failure removes any earlier record, so a backup that no longer restores cannot pass a gate.
+    """
     manifest = load_manifest(backup_file)
-    report = BackupCheckReport(file=str(backup_file), kind=str(manifest.get("kind")), checksum_ok=False)
-    check_checksum(backup_file, manifest)
-    report.checksum_ok = True
+    kind = manifest.get("kind")
+    if kind == KIND_POSTGRESQL and not scratch_server_url:
+        raise ConfigurationError(
+            "verifying a PostgreSQL backup needs a server for the scratch database "
+            "(--scratch-url or DATABASE_URL)"
+        )
+    if kind not in (KIND_POSTGRESQL, KIND_SQLITE):
+        discard_verification_record(backup_file)
+        raise IntegrityCheckError(f"unknown backup kind {kind!r}")
+    report = BackupCheckReport(file=str(backup_file), kind=str(kind), checksum_ok=False)
+    try:
+        check_checksum(backup_file, manifest)
+        report.checksum_ok = True
+        method = _restore_into_scratch(backup_file, manifest, report, scratch_server_url)
+        # The record vouches for the bytes restored: a file swapped during the restore does not get one.
+        check_checksum(backup_file, manifest)
+    except (IntegrityCheckError, ExternalToolError):
+        discard_verification_record(backup_file)
+        raise
+    if report.ok:
+        restored = {table.table: int(table.actual) for table in report.tables if table.actual is not None}
+        write_verification_record(backup_file, manifest, restored_rows=restored, method=method)
+    else:
+        discard_verification_record(backup_file)
+    return report
+
+
+def _restore_into_scratch(
+    backup_file: Path, manifest: dict[str, Any], report: BackupCheckReport, scratch_server_url: str | None
+) -> str:
+    """Restore into a scratch database, fill in the report's row counts; how it was restored."""
     names = [t["name"] for t in manifest.get("tables", [])]
     if manifest["kind"] == KIND_POSTGRESQL:
-        if not scratch_server_url:
-            raise ConfigurationError(
-                "verifying a PostgreSQL backup needs a server for the scratch database "
-                "(--scratch-url or DATABASE_URL)"
-            )
-        server = make_url(scratch_server_url)
-        with _scratch_postgresql(server) as scratch:
+        assert scratch_server_url is not None  # checked by the caller before anything else
+        with _scratch_postgresql(make_url(scratch_server_url)) as scratch:
             report.scratch = scratch.database
             _pg_restore(backup_file, scratch, clean=False)
             report.tables = _compare(manifest, _pg_counts(scratch, names))
-    elif manifest["kind"] == KIND_SQLITE:
-        with tempfile.TemporaryDirectory(prefix="fm_verify_") as directory:
-            scratch_file = Path(directory) / "scratch.sqlite3"
-            report.scratch = str(scratch_file)
-            source = sqlite3.connect(f"file:{backup_file}?mode=ro", uri=True)
-            target = sqlite3.connect(scratch_file)
+        return "pg_restore --single-transaction --exit-on-error into a scratch PostgreSQL database"
+    with tempfile.TemporaryDirectory(prefix="fm_verify_") as directory:
+        scratch_file = Path(directory) / "scratch.sqlite3"
+        report.scratch = str(scratch_file)
+        source = sqlite3.connect(f"file:{backup_file}?mode=ro", uri=True)
+        target = sqlite3.connect(scratch_file)
+        try:
             try:
-                try:
-                    source.backup(target)
-                    problems = target.execute("PRAGMA integrity_check").fetchall()
-                except sqlite3.DatabaseError as exc:
-                    raise IntegrityCheckError(f"backup is not a readable SQLite database: {exc}") from exc
-                if problems != [("ok",)]:
-                    raise IntegrityCheckError(f"SQLite integrity_check failed: {problems[0][0]}")
-                counts = {row["name"]: row["rows"] for row in count_sqlite_tables(target, names)}
-            finally:
-                target.close()
-                source.close()
-            report.tables = _compare(manifest, counts)
-    else:
-        raise IntegrityCheckError(f"unknown backup kind {manifest.get('kind')!r}")
-    return report
+                source.backup(target)
+                problems = target.execute("PRAGMA integrity_check").fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise IntegrityCheckError(f"backup is not a readable SQLite database: {exc}") from exc
+            if problems != [("ok",)]:
+                raise IntegrityCheckError(f"SQLite integrity_check failed: {problems[0][0]}")
+            counts = {row["name"]: row["rows"] for row in count_sqlite_tables(target, names)}
+        finally:
+            target.close()
+            source.close()
+        report.tables = _compare(manifest, counts)
+    return "SQLite backup API copy into a scratch file, PRAGMA integrity_check"
 
 
 def restore_backup(backup_file: Path, target_url: str) -> BackupCheckReport:

@@ -5,11 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, JsonValue, StringConstraints
+from pydantic import Field, StringConstraints
 
-from fundmodel.apimodel import ApiModel, StageWarnings
+from fundmodel.apimodel import (
+    ApiModel,
+    RawStageDistribution,
+    RowId,
+    StageWarnings,
+    StorableText,
+)
 
-StrategyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+StrategyName = Annotated[StorableText, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 _ALLOCATION_DESCRIPTION = (
     "Stage name -> weight (fractions summing to 1 within 1e-3). Canonical names are snake_case "
@@ -19,15 +25,14 @@ _ALLOCATION_DESCRIPTION = (
 
 class StrategyCreate(ApiModel):
     name: StrategyName
-    stage_allocation: JsonValue = Field(
+    stage_allocation: RawStageDistribution = Field(
         description=_ALLOCATION_DESCRIPTION, examples=[{"seed": 0.5, "series_a": 0.5}]
     )
 
 
 class StrategyReplace(StrategyCreate):
-    version: int | None = Field(
+    version: RowId | None = Field(
         default=None,
-        ge=1,
         description="If given, the update applies only when the stored version still matches (409).",
     )
 

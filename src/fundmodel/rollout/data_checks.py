@@ -1,7 +1,8 @@
 """The stored-data gates of ``warn -> enforce 10 %``: data normalized, ``db verify`` passes, backup fresh.
 
 Thin wrappers over the data-operations code (:mod:`fundmodel.ops.verify`, :mod:`fundmodel.ops.backup`),
-so the rollout checks exactly what ``fundmodel db verify`` and ``normalize-stages --apply`` check.
+so the rollout checks exactly what ``fundmodel db verify`` and ``normalize-stages --apply`` check: the
+backup counts only once ``fundmodel db verify-backup`` has restored that very file.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from fundmodel.errors import FundmodelError, OperationRefusedError
-from fundmodel.ops.backup import parse_created_at, require_fresh_backup
+from fundmodel.ops.backup import GATE_REFUSAL_PREFIX, require_fresh_backup
 from fundmodel.ops.stage_columns import allocation_columns, stage_columns, stage_metadata
 from fundmodel.ops.verify import run_integrity_checks
 from fundmodel.rollout.gates import Measurement
@@ -63,7 +64,7 @@ class StoredDataChecks:
         try:
             metadata = stage_metadata()
             tables = [column.table_name for column in stage_columns(metadata)]
-            backup_file, manifest = require_fresh_backup(
+            verified = require_fresh_backup(
                 self._engine.url,
                 tables,
                 backup_dir=self._backup_dir,
@@ -72,13 +73,11 @@ class StoredDataChecks:
             )
         except OperationRefusedError as exc:
             # Nothing usable at all is a measured fact (no backup), so it fails rather than lacking data.
-            return Measurement.failing(exc.detail.removeprefix("--apply needs a fresh, verified backup: "))
+            return Measurement.failing(exc.detail.removeprefix(GATE_REFUSAL_PREFIX))
         except FundmodelError as exc:
             return Measurement.missing(f"backup check could not run: {exc.detail}")
-        age = now - parse_created_at(manifest)
-        return Measurement(
-            max(age.total_seconds(), 0.0), f"{backup_file.name}, created {manifest['created_at']}"
-        )
+        age = now - verified.created_at
+        return Measurement(max(age.total_seconds(), 0.0), verified.describe(now))
 
 
 def _one_line(exc: BaseException) -> str:

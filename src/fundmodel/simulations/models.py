@@ -9,14 +9,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field, JsonValue, StringConstraints, create_model
+from pydantic import Field, Strict, StringConstraints, create_model
 
-from fundmodel.apimodel import ApiModel, StageWarnings
+from fundmodel.apimodel import (
+    INTEGRAL_FLOAT_AS_INT,
+    ApiModel,
+    RawStageDistribution,
+    StageWarnings,
+    StorableText,
+    StrictInteger,
+)
 from fundmodel.engines.montecarlo import MIN_ITERATIONS, SimulationConfig, StageProfileOverride
 
 DEFAULT_ITERATIONS = 10_000
 MAX_ALTERNATIVES = 10
-MAX_SEED = 2**63 - 1
+
+MAX_SEED = 2**53 - 1
+"""The largest seed the API takes (and draws): every JSON client holds it exactly, and JSON Schema
+validators, which compare numbers as doubles, agree with this bound (2**63 - 1 rounds up to 2**63)."""
 _RAW_FIELDS = {"stage_distribution", "stage_profiles"}
 
 _DISTRIBUTION_DESCRIPTION = (
@@ -57,7 +67,7 @@ else:
 
 
 class RunOptions(ApiModel):
-    iterations: int = Field(
+    iterations: StrictInteger = Field(
         default=DEFAULT_ITERATIONS,
         ge=MIN_ITERATIONS,
         le=2_000_000,
@@ -67,23 +77,21 @@ class RunOptions(ApiModel):
             "beyond it the answer is 422 ITERATIONS_LIMIT."
         ),
     )
-    seed: int | None = Field(
+    seed: Annotated[int, Strict(), Field(ge=0, le=MAX_SEED), INTEGRAL_FLOAT_AS_INT] | None = Field(
         default=None,
-        ge=0,
-        le=MAX_SEED,
         description="Random seed; the same inputs and seed give identical results. Drawn if omitted.",
     )
 
 
 class SimulateRequest(RunOptions, FundTerms):
-    stage_distribution: JsonValue = Field(
+    stage_distribution: RawStageDistribution = Field(
         description=_DISTRIBUTION_DESCRIPTION, examples=[{"seed": 0.6, "series_a": 0.4}]
     )
 
 
 class Alternative(ApiModel):
-    label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-    stage_distribution: JsonValue = Field(description=_DISTRIBUTION_DESCRIPTION)
+    label: Annotated[StorableText, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    stage_distribution: RawStageDistribution = Field(description=_DISTRIBUTION_DESCRIPTION)
 
 
 class CompareRequest(RunOptions, FundTerms):

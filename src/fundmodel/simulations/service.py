@@ -15,7 +15,7 @@ from fundmodel.engines.montecarlo import (
     simulate,
 )
 from fundmodel.errors import InvalidInputError
-from fundmodel.simulations.models import FundTerms
+from fundmodel.simulations.models import MAX_SEED, FundTerms
 from fundmodel.stages import Stage
 
 # Stage-keyed fields are taken from the validation layer's decisions, never from the raw request.
@@ -58,7 +58,7 @@ def check_iterations(iterations: int, configurations: int, *, max_iterations: in
 
 def resolve_seed(seed: int | None) -> int:
     """The seed to run with: the client's, or a fresh one reported back in the result."""
-    return seed if seed is not None else secrets.randbits(63)
+    return seed if seed is not None else secrets.randbelow(MAX_SEED + 1)
 
 
 def run_simulation(config: SimulationConfig, iterations: int, seed: int) -> dict[str, Any]:

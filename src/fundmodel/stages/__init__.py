@@ -16,7 +16,12 @@ from fundmodel.stages.distribution import (
     UnknownStage,
     parse_stage_distribution,
 )
-from fundmodel.stages.matching import MAX_STAGE_NAME_LENGTH, matching_key, matching_keys
+from fundmodel.stages.matching import (
+    MAX_STAGE_NAME_LENGTH,
+    has_unstorable_characters,
+    matching_key,
+    matching_keys,
+)
 from fundmodel.stages.normalizer import MatchKind, StageMatch, UnknownReason, normalize_stage
 from fundmodel.stages.taxonomy import CANONICAL_NAMES, STAGE_LABELS, STAGE_ORDER, Stage
 
@@ -38,6 +43,7 @@ __all__ = [
     "StageMatch",
     "UnknownReason",
     "UnknownStage",
+    "has_unstorable_characters",
     "matching_key",
     "matching_keys",
     "normalize_stage",

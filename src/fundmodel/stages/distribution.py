@@ -3,7 +3,8 @@
 Rules (the documented contract):
 
 * The input must be a JSON object (``Mapping``) with 1 to :data:`MAX_ENTRIES` entries whose keys are
-  strings of at most :data:`~fundmodel.stages.matching.MAX_STAGE_NAME_LENGTH` characters.
+  strings of at most :data:`~fundmodel.stages.matching.MAX_STAGE_NAME_LENGTH` characters, with no NUL
+  (U+0000) and no unpaired surrogate (``INVALID_KEY``: such text could be neither stored nor echoed).
 * Weights are real numbers (``int`` or ``float``; never ``bool``, strings, ``None`` or containers), finite,
   and within ``[0, 1]`` on the default ``"fraction"`` scale or ``[0, 100]`` when the caller passes
   ``scale="percent"`` explicitly. Percent weights are divided by 100, so ``weights`` and ``total`` are always
@@ -27,7 +28,7 @@ from functools import cache, lru_cache
 from typing import Literal, NamedTuple, cast
 
 from fundmodel.stages.alias_table import alias_table
-from fundmodel.stages.matching import MAX_STAGE_NAME_LENGTH
+from fundmodel.stages.matching import MAX_STAGE_NAME_LENGTH, has_unstorable_characters
 from fundmodel.stages.normalizer import MatchKind, normalize_stage
 from fundmodel.stages.taxonomy import STAGE_ORDER, Stage
 
@@ -195,6 +196,8 @@ _new_tuple = tuple.__new__
 _MERGED_KEYS = ProblemCode.MERGED_KEYS
 _BOUNDARY_MARGIN = 1e-12
 _INVALID_WEIGHT = ProblemCode.INVALID_WEIGHT
+_UNSTORABLE_KEY = "unstorable text"
+"""``INVALID_KEY``'s detail for a string key holding NUL or an unpaired surrogate (else the key's type)."""
 
 
 class _KeyPlan(NamedTuple):
@@ -402,6 +405,11 @@ def _parse_entry_by_entry(
                 problems.append(Problem(ProblemCode.KEY_TOO_LONG, name[:MAX_STAGE_NAME_LENGTH]))
                 malformed = True
                 continue
+            if has_unstorable_characters(name):
+                # Not echoed as the key: it could not be written into a response or a log line.
+                problems.append(Problem(ProblemCode.INVALID_KEY, detail=_UNSTORABLE_KEY))
+                malformed = True
+                continue
             spelling = _other_spelling(name)
         stage, position, alias_use, problem, suggestions = spelling
         if weight is None:
@@ -504,6 +512,8 @@ def _render_message(problem: Problem) -> str:
     if code is ProblemCode.TOO_MANY_ENTRIES:
         return f"stage distribution has {problem.detail} entries; at most {MAX_ENTRIES} are allowed"
     if code is ProblemCode.INVALID_KEY:
+        if problem.detail == _UNSTORABLE_KEY:
+            return "a stage name contains NUL (U+0000) or an unpaired surrogate"
         return f"stage names must be strings, not {problem.detail}"
     if code is ProblemCode.KEY_TOO_LONG:
         return f"stage name {key!r}... is longer than {MAX_STAGE_NAME_LENGTH} characters"

@@ -28,6 +28,16 @@ _DASHES = (
 )
 _SEPARATOR_RUN = re.compile(rf"[\s_{re.escape(_DASHES)}]+")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def has_unstorable_characters(text: str) -> bool:
+    """Whether ``text`` holds NUL (U+0000) or an unpaired surrogate: text no store or client can hold.
+
+    PostgreSQL refuses NUL in text, and a lone surrogate (``"\\ud800"`` in JSON) cannot be encoded as UTF-8,
+    so neither could be stored nor echoed back; such input is malformed, never "an unknown name".
+    """
+    return "\x00" in text or (not text.isascii() and _SURROGATE.search(text) is not None)
 
 
 def matching_key(spelling: str) -> str:

@@ -8,7 +8,7 @@ from functools import cache, lru_cache
 from typing import NamedTuple
 
 from fundmodel.stages.alias_table import alias_table
-from fundmodel.stages.matching import MAX_STAGE_NAME_LENGTH, matching_keys
+from fundmodel.stages.matching import MAX_STAGE_NAME_LENGTH, has_unstorable_characters, matching_keys
 from fundmodel.stages.suggestions import suggest_stages
 from fundmodel.stages.taxonomy import Stage
 
@@ -19,13 +19,15 @@ class MatchKind(StrEnum):
     ALIAS = "alias"
     """A deprecated spelling of a canonical stage."""
     UNKNOWN = "unknown"
-    """Not a stage: not a string, empty, too long, or matching no spelling in the alias table."""
+    """Not a stage: not a string, empty, too long, unstorable text, or no spelling in the alias table."""
 
 
 class UnknownReason(StrEnum):
     NOT_A_STRING = "not_a_string"
     EMPTY = "empty"
     TOO_LONG = "too_long"
+    UNSTORABLE_TEXT = "unstorable_text"
+    """NUL or an unpaired surrogate: not a name anyone could have meant, nor one that can be stored."""
     NOT_IN_TAXONOMY = "not_in_taxonomy"
 
 
@@ -51,6 +53,7 @@ class StageMatch(NamedTuple):
 _NOT_A_STRING = StageMatch(MatchKind.UNKNOWN, None, (), UnknownReason.NOT_A_STRING)
 _EMPTY = StageMatch(MatchKind.UNKNOWN, None, (), UnknownReason.EMPTY)
 _TOO_LONG = StageMatch(MatchKind.UNKNOWN, None, (), UnknownReason.TOO_LONG)
+_UNSTORABLE_TEXT = StageMatch(MatchKind.UNKNOWN, None, (), UnknownReason.UNSTORABLE_TEXT)
 _SLOW_PATH_MEMO_SIZE = 4096
 
 
@@ -89,6 +92,8 @@ def _exact_spellings() -> Mapping[str, StageMatch]:
 # verdicts on non-exact spellings are memoised; the memo is bounded and holds only pure results.
 @lru_cache(maxsize=_SLOW_PATH_MEMO_SIZE)
 def _match_by_key(raw: str) -> StageMatch:
+    if has_unstorable_characters(raw):
+        return _UNSTORABLE_TEXT
     keys = matching_keys(raw)
     if not keys[0]:
         return _EMPTY

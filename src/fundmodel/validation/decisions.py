@@ -19,8 +19,10 @@ legacy behaviour that ``enforce`` retires (the "lenient-unknown-stages" deprecat
 
 For a single stage field (a company's ``stage``, a ``?stage=`` filter) an accepted unknown name is kept as
 sent, trimmed (``stored_value``), since there are no weights to drop it from. Non-strings, empty and
-over-long names are malformed there. When a distribution has no known stage with positive weight left
-after dropping unknown names, there is nothing to use: 422 in every mode.
+over-long names are malformed there. A name holding NUL or an unpaired surrogate is malformed everywhere
+(single field, override key, distribution key): such text can be neither stored nor echoed back. When a
+distribution has no known stage with positive weight left after dropping unknown names, there is nothing
+to use: 422 in every mode.
 
 Stage names used as the keys of per-stage overrides (``stageProfiles``, :func:`validate_stage_keys`) follow
 the same table, except that an accepted unknown key is dropped: there is no stage to apply its override to,
@@ -273,7 +275,9 @@ def validate_stage(
             None,
             "",
             MalformedStageInputError(
-                f"{field} must be a non-empty string of at most 64 characters",
+                f"{field} must not contain NUL (U+0000) or an unpaired surrogate"
+                if match.reason is UnknownReason.UNSTORABLE_TEXT
+                else f"{field} must be a non-empty string of at most {MAX_STAGE_NAME_LENGTH} characters",
                 code="MALFORMED_STAGE",
                 field=field,
                 extra={"invalid": [], "validStages": VALID_STAGES},
@@ -369,7 +373,7 @@ def validate_stage_keys(
             {},
             MalformedStageInputError(
                 f"{field} keys must be stage names: non-empty strings of at most "
-                f"{MAX_STAGE_NAME_LENGTH} characters",
+                f"{MAX_STAGE_NAME_LENGTH} characters, without NUL or unpaired surrogates",
                 code="MALFORMED_STAGE",
                 field=field,
                 extra={"invalid": [], "validStages": VALID_STAGES},
@@ -476,7 +480,14 @@ def _rejected_keys(rejected: list[tuple[str, StageDecision]], field: str) -> Inv
     )
 
 
-_MALFORMED_REASONS = frozenset({UnknownReason.NOT_A_STRING, UnknownReason.EMPTY, UnknownReason.TOO_LONG})
+_MALFORMED_REASONS = frozenset(
+    {
+        UnknownReason.NOT_A_STRING,
+        UnknownReason.EMPTY,
+        UnknownReason.TOO_LONG,
+        UnknownReason.UNSTORABLE_TEXT,
+    }
+)
 
 
 # The same few deprecated spellings arrive again and again; their (immutable) warnings are built once.

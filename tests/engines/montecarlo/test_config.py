@@ -5,7 +5,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fundmodel.engines.montecarlo import SimulationConfig, load_config
+from fundmodel.engines.montecarlo import MIN_ITERATIONS, SimulationConfig, load_config, simulate
+from fundmodel.engines.montecarlo.companies import MAX_COMPANIES_PER_FUND
+from fundmodel.engines.montecarlo.config import MAX_FUND_SIZE, MIN_FUND_SIZE
+from fundmodel.engines.montecarlo.profiles import (
+    MAX_DOLLARS,
+    MAX_MULTIPLE,
+    MAX_YEARS,
+    MIN_DOLLARS,
+    MIN_MULTIPLE,
+    MIN_YEARS,
+)
 from fundmodel.errors import SimulationConfigError
 from fundmodel.stages import Stage
 
@@ -123,3 +133,100 @@ def test_any_distribution_is_either_valid_or_a_typed_error(distribution: dict[st
         assert raised.value.errors[0]["field"] == "stageDistribution"
     else:
         assert sum(config.stage_distribution.values()) == pytest.approx(1.0, abs=1e-3)
+
+
+DENORMAL = 5e-324
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"fundSize": DENORMAL}, "fundSize"),
+        ({"fundSize": 99_999.0}, "fundSize"),
+        ({"fundSize": 1.000001e13}, "fundSize"),
+        ({"investmentPeriodYears": DENORMAL}, "investmentPeriodYears"),
+        ({"stageProfiles": {"seed": {"checkSize": DENORMAL}}}, "stageProfiles.seed.checkSize"),
+        ({"stageProfiles": {"seed": {"roundSize": 999.0}}}, "stageProfiles.seed.roundSize"),
+        (
+            {"stageProfiles": {"seed": {"preMoneyValuation": DENORMAL}}},
+            "stageProfiles.seed.preMoneyValuation",
+        ),
+        (
+            {"stageProfiles": {"seed": {"exitMultipleMedian": DENORMAL}}},
+            "stageProfiles.seed.exitMultipleMedian",
+        ),
+        ({"stageProfiles": {"seed": {"exitMultipleCap": 0.001}}}, "stageProfiles.seed.exitMultipleCap"),
+        ({"stageProfiles": {"seed": {"yearsToExit": DENORMAL}}}, "stageProfiles.seed.yearsToExit"),
+        ({"stageProfiles": {"seed": {"yearsToGraduate": 0.2}}}, "stageProfiles.seed.yearsToGraduate"),
+        ({"stageProfiles": {"seed": {"roundSize": 1e308}}}, "stageProfiles.seed.roundSize"),
+    ],
+)
+def test_economically_meaningless_magnitudes_are_refused(changes: dict[str, Any], field: str) -> None:
+    assert field in [problem["field"] for problem in problems(**changes)]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"fundSize": True},
+        {"catchUp": True},
+        {"reserveRatio": False},
+        {"managementFeeStepDownRate": False},
+        {"fundSize": "1e8"},
+        {"stageProfiles": {"seed": {"graduationRate": True}}},
+        {"stageProfiles": {"seed": {"exitMultipleCap": True}}},
+    ],
+)
+def test_a_boolean_or_a_string_is_not_a_number(changes: dict[str, Any]) -> None:
+    [problem] = problems(**changes)
+    assert problem["type"] == "float_type"
+
+
+def test_json_integers_are_numbers() -> None:
+    config = load_config(
+        {**BASE, "fundSize": 100_000_000, "catchUp": 1, "stageProfiles": {"seed": {"roundSize": 4_000_000}}}
+    )
+    assert config.fund_size == 1e8
+    assert config.catch_up == 1.0
+    assert config.stage_profiles[Stage.SEED].round_size == 4e6
+
+
+def _extreme_config(
+    fund_size: float, dollars: float, median: float, sigma: float, years: float
+) -> dict[str, Any]:
+    profile = {
+        "roundSize": dollars,
+        "preMoneyValuation": dollars,
+        "checkSize": dollars,
+        "exitMultipleMedian": median,
+        "exitMultipleSigma": sigma,
+        "exitMultipleCap": None,
+        "yearsToExit": years,
+        "yearsToGraduate": years,
+    }
+    return {
+        "fundSize": fund_size,
+        "stageDistribution": {"seed": 0.5, "late_stage": 0.5},
+        "recyclingRatio": 0.5,
+        "followOnParticipation": 2.0,
+        "stageProfiles": {"seed": profile, "late_stage": {**profile, "graduationRate": 0.0}},
+    }
+
+
+@pytest.mark.parametrize("fund_size", [MIN_FUND_SIZE, MAX_FUND_SIZE])
+@pytest.mark.parametrize("dollars", [MIN_DOLLARS, MAX_DOLLARS])
+@pytest.mark.parametrize(("median", "sigma"), [(MIN_MULTIPLE, 0.0), (MAX_MULTIPLE, 5.0)])
+@pytest.mark.parametrize("years", [MIN_YEARS, MAX_YEARS])
+def test_every_extreme_the_config_accepts_simulates_to_finite_results_or_a_config_error(
+    fund_size: float, dollars: float, median: float, sigma: float, years: float
+) -> None:
+    # The corners of the accepted ranges (largest products included: the largest post-money times the
+    # largest multiple times a 5-sigma lognormal tail, uncapped) must never end in an ArithmeticError.
+    config = load_config(_extreme_config(fund_size, dollars, median, sigma, years))
+    if fund_size / dollars > MAX_COMPANIES_PER_FUND:
+        # The one rule that refuses a corner: a big fund of tiny checks is too many companies.
+        with pytest.raises(SimulationConfigError, match="initial investments"):
+            simulate(config, iterations=MIN_ITERATIONS, seed=11)
+        return
+    document = simulate(config, iterations=MIN_ITERATIONS, seed=11).to_json()  # ArithmeticError if not finite
+    assert document["netTvpi"]["mean"] >= 0.0

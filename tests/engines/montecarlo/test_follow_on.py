@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from fundmodel.engines.montecarlo import MIN_ITERATIONS, cashflows, load_config, simulate
+from fundmodel.engines.montecarlo import MIN_ITERATIONS, cashflows, events, load_config, simulate
 from fundmodel.stages import Stage
 
 MILLION = 1e6
@@ -47,7 +47,7 @@ class TestFollowOnRule:
         self, ownership: float, participation: float, round_size: float, pre_money: float, available: float
     ) -> None:
         post = pre_money + round_size
-        request, grant, after = cashflows.follow_on_round(
+        request, grant, after = events.follow_on_round(
             ownership, participation, round_size, pre_money, post, available
         )
         assert 0.0 <= grant <= request <= round_size
@@ -69,16 +69,14 @@ class TestFollowOnRule:
             return
         post = pre_money + round_size
         grant = min(uncapped, available)
-        assert cashflows.follow_on_round(
-            ownership, participation, round_size, pre_money, post, available
-        ) == (
+        assert events.follow_on_round(ownership, participation, round_size, pre_money, post, available) == (
             uncapped,
             grant,
             (ownership * pre_money + grant) / post,
         )
 
     def test_a_full_owner_keeps_at_most_all_of_the_company(self) -> None:
-        request, grant, after = cashflows.follow_on_round(
+        request, grant, after = events.follow_on_round(
             1.0, 2.0, 12 * MILLION, 45 * MILLION, 57 * MILLION, 1e12
         )
         assert request == grant == 12 * MILLION
@@ -86,9 +84,10 @@ class TestFollowOnRule:
 
 
 def _record_follow_ons(monkeypatch: pytest.MonkeyPatch) -> list[FollowOn]:
-    """Run the kernel as Python (same code, not compiled) with its follow-on rule wrapped to record calls."""
+    """Run the kernel's entry and its event phase as Python (same code, not compiled) with the follow-on
+    rule wrapped to record its calls; the other phases stay compiled."""
     calls: list[FollowOn] = []
-    rule = cashflows.follow_on_round
+    rule = events.follow_on_round
 
     def recording(
         ownership: float,
@@ -102,15 +101,8 @@ def _record_follow_ons(monkeypatch: pytest.MonkeyPatch) -> list[FollowOn]:
         calls.append(FollowOn(ownership, round_size, post_money, available, request, grant, after))
         return request, grant, after
 
-    counter = cashflows.draw_counter
-
-    def typed_counter(fund_in_block: int, slot: int, round_index: int, purpose: int) -> np.uint64:
-        # A compiled function returns its uint64 to Python as an int, which `uniform` would then type as
-        # int64 (and mix into float arithmetic): keep the type the compiled kernel sees.
-        return np.uint64(counter(fund_in_block, slot, round_index, purpose))
-
-    monkeypatch.setattr(cashflows, "follow_on_round", recording)
-    monkeypatch.setattr(cashflows, "draw_counter", typed_counter)
+    monkeypatch.setattr(events, "follow_on_round", recording)
+    monkeypatch.setattr(cashflows, "process_events", events.process_events.py_func)
     monkeypatch.setattr(cashflows, "simulate_funds", cashflows.simulate_funds.py_func)
     return calls
 

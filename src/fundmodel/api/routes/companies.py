@@ -17,6 +17,7 @@ from fundmodel.companies.models import (
     CompanyCreated,
     CompanyPage,
 )
+from fundmodel.stages import MAX_STAGE_NAME_LENGTH
 
 router = APIRouter(prefix="/api/funds/{fundId}", tags=["companies"])
 
@@ -34,7 +35,12 @@ def list_companies(
     page: PageDep,
     stage: Annotated[
         str | None,
-        Query(max_length=200, description="Only companies at this stage (any spelling of it)."),
+        Query(
+            description="Only companies at this stage (any spelling of it).",
+            # Published, not enforced here: the stage layer judges the length itself, so a name that
+            # is too long is the same MALFORMED_STAGE problem as in a body, in every mode.
+            json_schema_extra={"maxLength": MAX_STAGE_NAME_LENGTH},
+        ),
     ] = None,
 ) -> CompanyPage:
     stage_filter = None
@@ -51,7 +57,7 @@ def list_companies(
     "/companies",
     response_model=CompanyCreated,
     status_code=201,
-    responses=validated_responses(201, 404),
+    responses=validated_responses(201, 404, body=True),
 )
 def create_company(
     engine: EngineDep, validation: StageValidationDep, fund_id: FundId, body: CompanyCreate
@@ -64,7 +70,7 @@ def create_company(
 @router.patch(
     "/allocations",
     response_model=AllocationResult,
-    responses=plain_responses(404, 409),
+    responses=plain_responses(404, 409, body=True),
     summary="Update reserve allocations: all or nothing, optimistic locking on each version",
 )
 def update_allocations(

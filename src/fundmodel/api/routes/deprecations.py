@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import Field
 
 from fundmodel.api.dependencies import AppStateDep, SettingsDep
@@ -33,15 +33,14 @@ class DeprecationCatalogue(ApiModel):
 
 
 @router.get("/deprecations", response_model=DeprecationCatalogue)
-def list_deprecations(request: Request, state: AppStateDep, settings: SettingsDep) -> DeprecationCatalogue:
-    docs = settings.stage_docs_url
-    if docs.startswith("/"):
-        docs = str(request.base_url).rstrip("/") + docs
+def list_deprecations(state: AppStateDep, settings: SettingsDep) -> DeprecationCatalogue:
+    # STAGE_DOCS_URL as configured, a relative reference included: a link built from the request's
+    # Host header would let any client put its own host into the body (and into caches in front of it).
     return DeprecationCatalogue(
         deprecations=deprecations_catalogue(
             state.validator.policy,
             state.mode_store.current(),
-            docs_url=docs,
+            docs_url=settings.stage_docs_url,
             affected_endpoints=AFFECTED_ENDPOINTS,
         )
     )

@@ -21,7 +21,7 @@ def list_funds(engine: EngineDep, _principal: PrincipalDep, page: PageDep) -> Fu
     return service.list_funds(engine, limit=page.limit, after_id=page.after_id)
 
 
-@router.post("", response_model=Fund, status_code=201, responses=plain_responses(409))
+@router.post("", response_model=Fund, status_code=201, responses=plain_responses(409, body=True))
 def create_fund(engine: EngineDep, _principal: PrincipalDep, body: FundCreate) -> Fund:
     return service.create_fund(engine, body)
 

@@ -21,7 +21,7 @@ from fundmodel.simulations.models import (
 router = APIRouter(prefix="/api/monte-carlo", tags=["monte carlo"])
 
 
-@router.post("/simulate", response_model=SimulationResponse, responses=validated_responses(200))
+@router.post("/simulate", response_model=SimulationResponse, responses=validated_responses(200, body=True))
 async def simulate(
     body: SimulateRequest,
     validation: StageValidationDep,
@@ -42,7 +42,7 @@ async def simulate(
     return SimulationResponse(result=result, warnings=validation.warnings)
 
 
-@router.post("/compare", response_model=CompareResponse, responses=validated_responses(200))
+@router.post("/compare", response_model=CompareResponse, responses=validated_responses(200, body=True))
 async def compare(
     body: CompareRequest,
     validation: StageValidationDep,

@@ -15,8 +15,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field
 
 from fundmodel.api.dependencies import AppStateDep
+from fundmodel.api.openapi_docs import body_responses
 from fundmodel.api.problems import problem_responses
-from fundmodel.apimodel import ApiModel
+from fundmodel.apimodel import ApiModel, StorableText, StrictNumber
 from fundmodel.db.mode_store import ModeChange
 from fundmodel.mode_ops.auto_downgrade import AutoDowngrade, WebhookOutcome
 from fundmodel.mode_ops.manual import set_mode_over_http
@@ -148,9 +149,11 @@ class ModeStatus(ApiModel):
 
 class ModeUpdate(ApiModel):
     mode: ValidationMode
-    canary_percent: float = Field(default=100.0, ge=0, le=100, description="Percent of clients enforced.")
-    actor: str = Field(min_length=1, max_length=100, description="Who makes the change (audited).")
-    reason: str = Field(min_length=1, max_length=1000, description="Why (audited).")
+    canary_percent: StrictNumber = Field(
+        default=100.0, ge=0, le=100, description="Percent of clients enforced."
+    )
+    actor: StorableText = Field(min_length=1, max_length=100, description="Who makes the change (audited).")
+    reason: StorableText = Field(min_length=1, max_length=1000, description="Why (audited).")
 
 
 def require_admin_token(
@@ -175,7 +178,18 @@ AdminDep = Depends(require_admin_token)
         "the mode store could not be read or written, so Alertmanager retries. Optional "
         f"`{SIGNATURE_HEADER}: sha256=<hex>` (HMAC-SHA256 of the raw body keyed with the token)."
     ),
-    responses=problem_responses(400, 401, 503),
+    responses=problem_responses(
+        400,
+        401,
+        422,
+        503,
+        descriptions={
+            400: "Not a valid Alertmanager webhook payload, unreadable JSON included "
+            "(`INVALID_WEBHOOK_PAYLOAD`).",
+            401: "Missing or wrong webhook token, or a wrong signature.",
+            503: "The webhook token is not configured, or the mode store is unavailable (retry).",
+        },
+    ),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -205,7 +219,15 @@ async def auto_downgrade(
     response_model=ModeStatus,
     summary="The stored mode, this worker's applied mode and the latest audited changes",
     dependencies=[AdminDep],
-    responses=problem_responses(401, 503),
+    responses=problem_responses(
+        401,
+        422,
+        503,
+        descriptions={
+            401: "Missing or wrong admin token.",
+            503: "The admin token is not configured, or the mode store is unavailable.",
+        },
+    ),
 )
 def get_mode(
     state: AppStateDep,
@@ -240,7 +262,19 @@ def get_mode(
     response_model=AuditEntry,
     summary="Change the mode (audited, source manual); refused when APP_ENV=production",
     dependencies=[AdminDep],
-    responses=problem_responses(401, 403, 422, 503),
+    responses={
+        **problem_responses(
+            401,
+            403,
+            422,
+            503,
+            descriptions={
+                401: "Missing or wrong admin token.",
+                503: "The admin token is not configured, or the mode store is unavailable.",
+            },
+        ),
+        **body_responses(),
+    },
 )
 def put_mode(state: AppStateDep, update: ModeUpdate) -> AuditEntry:
     change = set_mode_over_http(

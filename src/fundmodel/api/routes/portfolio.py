@@ -22,7 +22,9 @@ router = APIRouter(prefix="/api/portfolio/strategies", tags=["portfolio"])
 StrategyId = Annotated[int, Path(alias="id", ge=1, le=2**31 - 1)]
 
 
-@router.post("", response_model=StrategyWritten, status_code=201, responses=validated_responses(201))
+@router.post(
+    "", response_model=StrategyWritten, status_code=201, responses=validated_responses(201, body=True)
+)
 def create_strategy(
     engine: EngineDep, validation: StageValidationDep, body: StrategyCreate
 ) -> StrategyWritten:
@@ -41,7 +43,7 @@ def get_strategy(engine: EngineDep, _principal: PrincipalDep, strategy_id: Strat
     return service.get_strategy(engine, strategy_id)
 
 
-@router.put("/{id}", response_model=StrategyWritten, responses=validated_responses(200, 404, 409))
+@router.put("/{id}", response_model=StrategyWritten, responses=validated_responses(200, 404, 409, body=True))
 def replace_strategy(
     engine: EngineDep,
     validation: StageValidationDep,

@@ -1,50 +1,56 @@
 """The Monte Carlo kernel: every company of every simulated fund, its rounds, follow-ons, exits and the
 fund's quarterly cash flows, waterfall and IRR.
 
-Per fund: (1) each company slot draws its entry quarter and walks its stage path (graduate / exit / fail
-per round, with delays), recording dated events; (2) the events of all companies are processed in
-chronological order (ties by slot), so follow-ons draw on the shared reserve pool (recycled cash first)
-in the order they happen, and exits may refill the pool (recycling); (3) fees, expenses, checks and
-proceeds give quarterly calls and distributable proceeds, which go through the waterfall; (4) LP net cash
-flows give DPI, RVPI, TVPI, IRR and the J-curve. Companies still alive at the horizon are valued at their
-last round's post-money valuation times the fund's ownership (NAV).
+Per fund, four phases, each a compiled function with named inputs:
+
+1. Company paths (:mod:`~fundmodel.engines.montecarlo.paths`): each company slot draws its entry
+   quarter and walks its stage path (graduate / exit / fail per round, with delays), recording dated
+   events.
+2. Events (:mod:`~fundmodel.engines.montecarlo.events`): the events of all companies in chronological
+   order (ties by slot), so follow-ons draw on the shared reserve pool (recycled cash first) in the order
+   they happen, and exits may refill the pool (recycling).
+3. Wind-up and valuation (here): a fund whose companies have all resolved stops calling fees; companies
+   still alive at the horizon are valued at their last round's post-money times the fund's ownership
+   (NAV).
+4. LP cash flows (here): fees, expenses, checks and proceeds give quarterly calls and distributable
+   proceeds, which go through the waterfall; LP net cash flows give DPI, RVPI, TVPI, IRR and the J-curve.
 
 Results go to ``out[column, fund]`` (see the ``OUT_*`` columns) and ``j_curve[fund, quarter]``.
+
+How it is compiled, and why: :func:`simulate_funds` allocates the scratch arrays once per call, reuses them
+fund after fund and owns them; the phases are ``jit_phase`` functions (no reference counting, so passing
+them named tuples of arrays once per fund costs no atomic operations) and the per-company and per-event
+steps inside them are ``jit_step`` functions, inlined (see :mod:`~fundmodel.engines.montecarlo.jit`). A
+new phase that needs a fresh array gets it from :func:`simulate_funds`, never by allocating one itself.
+
+Nothing here may change a result without bumping ``runner.ENGINE_VERSION``:
+``tests/engines/montecarlo/test_pinned_results.py`` pins every number. Numba's on-disk cache of a
+compiled function is invalidated only by a change to that function's own file, not to the functions it
+calls in other modules: after editing ``paths.py`` or ``events.py`` (or ``rng.py``, ``irr.py``, ...),
+delete ``engines/montecarlo/__pycache__/*.nb[ic]`` (or use a fresh ``NUMBA_CACHE_DIR``) before measuring
+or testing.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from fundmodel.engines.montecarlo.companies import (
-    COL_CAP,
-    COL_EXIT,
-    COL_EXIT_QUARTERS,
-    COL_GRADUATE_QUARTERS,
-    COL_GRADUATION,
-    COL_JITTER,
-    COL_LOG_MEDIAN,
-    COL_POST_MONEY,
-    COL_PRE_MONEY,
-    COL_ROUND_SIZE,
-    COL_SIGMA,
-)
-from fundmodel.engines.montecarlo.distributions import event_delay_quarters, exit_multiple
+from fundmodel.engines.montecarlo.events import EventTotals, process_events, sort_events
 from fundmodel.engines.montecarlo.irr import solve_irr
-from fundmodel.engines.montecarlo.jit import jit
-from fundmodel.engines.montecarlo.rng import (
-    ENTRY_ROUND,
-    FUNDS_PER_BLOCK,
-    PURPOSE_ENTRY,
-    PURPOSE_EXIT_MULTIPLE,
-    PURPOSE_OUTCOME,
-    PURPOSE_TIMING,
-    draw_counter,
-    uniform,
+from fundmodel.engines.montecarlo.jit import jit, jit_phase, jit_step
+from fundmodel.engines.montecarlo.kernel_inputs import FundBatch, FundTerms, PortfolioArrays
+from fundmodel.engines.montecarlo.paths import (
+    CompanyBook,
+    FundStream,
+    draw_company_paths,
+    new_company_book,
+    new_event_log,
 )
+from fundmodel.engines.montecarlo.rng import FUNDS_PER_BLOCK
 from fundmodel.engines.montecarlo.waterfall import STATE_SIZE, run_waterfall
 
 OUT_NET_TVPI = 0
@@ -67,27 +73,54 @@ OUT_FOLLOW_ON_REQUESTED = 16
 OUT_LP_RESIDUAL = 17
 OUT_COLUMNS = 18
 
-EVENT_INDEX_BITS = 16
-EVENT_INDEX_MASK = (1 << EVENT_INDEX_BITS) - 1
-"""Sort keys are (quarter << 16) | event index: ties in time keep slot order."""
-EVENT_ROUND = 0
-EVENT_EXIT = 1
-EVENT_FAIL = 2
+
+class QuarterlyFlows(NamedTuple):
+    """One fund's cash per quarter 0 .. horizon (scratch space, reused fund after fund)."""
+
+    calls: npt.NDArray[np.float64]
+    """Called from the LPs: fees, expenses, initial checks and reserve-funded follow-ons."""
+    proceeds: npt.NDArray[np.float64]
+    """Distributable: exit proceeds not recycled, and unspent recycled cash at wind-up."""
+    lp_distributions: npt.NDArray[np.float64]
+    """The LPs' part of ``proceeds`` after the waterfall."""
+    lp_net: npt.NDArray[np.float64]
+    """LP distributions minus calls, plus the LPs' share of NAV at the horizon: the IRR's flows."""
+    waterfall_state: npt.NDArray[np.float64]
+
+
+class Valuation(NamedTuple):
+    """The portfolio at the horizon."""
+
+    residual: float
+    """NAV of the companies still alive."""
+    lost: float
+    """Cost of the companies worth less than the fund put in."""
+    total_invested: float
+
+
+class LpReturns(NamedTuple):
+    """One fund's totals from the LPs' side."""
+
+    paid_in: float
+    distributed: float
+    distributable: float
+    lp_residual: float
+    """The LPs' share of NAV at the horizon."""
+    carry_paid: float
 
 
 @jit
-def _sort_small(keys: npt.NDArray[np.int64], count: int) -> None:
-    # Insertion sort: the event lists are short and already sorted within each company.
-    for index in range(1, count):
-        key = keys[index]
-        position = index - 1
-        while position >= 0 and keys[position] > key:
-            keys[position + 1] = keys[position]
-            position -= 1
-        keys[position + 1] = key
+def new_quarterly_flows(horizon: int) -> QuarterlyFlows:
+    return QuarterlyFlows(
+        np.empty(horizon + 1, dtype=np.float64),
+        np.empty(horizon + 1, dtype=np.float64),
+        np.empty(horizon + 1, dtype=np.float64),
+        np.empty(horizon + 1, dtype=np.float64),
+        np.empty(STATE_SIZE, dtype=np.float64),
+    )
 
 
-@jit
+@jit_step
 def any_alive(alive: npt.NDArray[np.bool_], count: int) -> bool:
     for slot in range(count):  # noqa: SIM110 - a plain loop compiles to the tightest nopython code
         if alive[slot]:
@@ -95,262 +128,178 @@ def any_alive(alive: npt.NDArray[np.bool_], count: int) -> bool:
     return False
 
 
-@jit
-def follow_on_round(
-    ownership: float,
-    participation: float,
-    round_size: float,
-    pre_money: float,
-    post_money: float,
-    available: float,
-) -> tuple[float, float, float]:
-    """The fund's part in a new round: ``(request, grant, ownership after the round)``.
+@jit_phase
+def start_fund(flows: QuarterlyFlows, fixed_calls: npt.NDArray[np.float64]) -> None:
+    for quarter in range(fixed_calls.shape[0]):
+        flows.calls[quarter] = fixed_calls[quarter]
+        flows.proceeds[quarter] = 0.0
 
-    The request is ``participation x ownership x round size`` (pro-rata), capped at the whole round: the
-    fund cannot buy more than the new shares on offer. The grant is the request, or what the pool
-    (``available``) still holds. Existing ownership is diluted by ``pre / post`` and the grant buys
-    ``grant / post``; since ``ownership <= 1`` and ``grant <= round size``, the result is at most
-    ``(pre + round size) / post = 1``, also in floating point (rounding is monotonic and the post-money
-    is computed as ``pre + round size``). ``min`` of a request within the round returns it unchanged, so
-    rounds that never reach the cap give bit-identical results to an uncapped rule.
-    """
-    request = min(participation * ownership * round_size, round_size)
-    grant = min(request, available)
-    return request, grant, (ownership * pre_money + grant) / post_money
+
+@jit_phase
+def wind_up(
+    flows: QuarterlyFlows,
+    fixed_calls: npt.NDArray[np.float64],
+    alive: npt.NDArray[np.bool_],
+    totals: EventTotals,
+) -> None:
+    """Stop fees and expenses after the last resolution once every company has exited or failed, and
+    return recycled cash never reinvested to the LPs when the fund winds up (or at the horizon)."""
+    horizon = fixed_calls.shape[0] - 1
+    if totals.last_resolution >= 0 and not any_alive(alive, alive.shape[0]):
+        for quarter in range(totals.last_resolution + 1, horizon):
+            flows.calls[quarter] -= fixed_calls[quarter]
+        wind_up_quarter = totals.last_resolution
+    else:
+        wind_up_quarter = horizon
+    flows.proceeds[wind_up_quarter] += totals.recycled_unspent
+
+
+@jit_phase
+def value_portfolio(book: CompanyBook) -> Valuation:
+    """Mark the companies alive at the horizon to their last post-money; total cost and losses."""
+    residual = 0.0
+    lost = 0.0
+    total_invested = 0.0
+    for slot in range(book.alive.shape[0]):
+        if book.alive[slot]:
+            book.value[slot] = book.ownership[slot] * book.mark[slot]
+            residual += book.value[slot]
+        total_invested += book.invested[slot]
+        if book.value[slot] < book.invested[slot]:
+            lost += book.invested[slot]
+    return Valuation(residual, lost, total_invested)
+
+
+@jit_phase
+def lp_cash_flows(
+    flows: QuarterlyFlows,
+    residual: float,
+    terms: FundTerms,
+    j_curve: npt.NDArray[np.float32],
+    column: int,
+) -> LpReturns:
+    """Run the waterfall, fill ``flows.lp_net`` and the fund's row ``column`` of the J-curves (cumulative
+    LP net cash flow per dollar committed, before NAV)."""
+    horizon = flows.calls.shape[0] - 1
+    carry_paid, lp_residual, _ = run_waterfall(
+        flows.calls,
+        flows.proceeds,
+        residual,
+        terms.carry,
+        terms.quarterly_pref,
+        terms.catch_up,
+        flows.lp_distributions,
+        flows.waterfall_state,
+    )
+    paid_in = 0.0
+    distributed = 0.0
+    distributable = 0.0
+    cumulative = 0.0
+    for quarter in range(horizon + 1):
+        paid_in += flows.calls[quarter]
+        distributed += flows.lp_distributions[quarter]
+        distributable += flows.proceeds[quarter]
+        flows.lp_net[quarter] = flows.lp_distributions[quarter] - flows.calls[quarter]
+        cumulative += flows.lp_net[quarter]
+        j_curve[column, quarter] = cumulative / terms.commitments
+    flows.lp_net[horizon] += lp_residual
+    return LpReturns(paid_in, distributed, distributable, lp_residual, carry_paid)
+
+
+@jit_phase
+def irr_starting_guess(
+    flows: QuarterlyFlows, times_years: npt.NDArray[np.float64], lp: LpReturns, net_tvpi: float
+) -> float:
+    # The multiple spread over the gap between the cash-weighted dates of money in and money out:
+    # usually a few Newton steps from the root.
+    horizon = flows.calls.shape[0] - 1
+    paid_time = 0.0
+    returned_time = 0.0
+    for quarter in range(horizon + 1):
+        paid_time += flows.calls[quarter] * times_years[quarter]
+        returned_time += flows.lp_distributions[quarter] * times_years[quarter]
+    returned_time += lp.lp_residual * times_years[horizon]
+    if net_tvpi > 0.0:
+        duration = returned_time / (lp.distributed + lp.lp_residual) - paid_time / lp.paid_in
+        return math.exp(math.log(net_tvpi) / max(duration, 0.25)) - 1.0
+    return -0.5
+
+
+@jit_phase
+def record_fund(
+    out: npt.NDArray[np.float64],
+    column: int,
+    invested_initial: float,
+    totals: EventTotals,
+    valuation: Valuation,
+    lp: LpReturns,
+    net_tvpi: float,
+    net_irr: float,
+) -> None:
+    out[OUT_NET_TVPI, column] = net_tvpi
+    out[OUT_DPI, column] = lp.distributed / lp.paid_in
+    out[OUT_RVPI, column] = lp.lp_residual / lp.paid_in
+    out[OUT_NET_IRR, column] = net_irr
+    out[OUT_GROSS_MOIC, column] = (totals.gross_proceeds + valuation.residual) / valuation.total_invested
+    out[OUT_PAID_IN, column] = lp.paid_in
+    out[OUT_INVESTED_INITIAL, column] = invested_initial
+    out[OUT_INVESTED_FOLLOW_ON, column] = totals.follow_on
+    out[OUT_RESERVE_CALLED, column] = totals.reserve_called
+    out[OUT_RECYCLED, column] = totals.recycled_total
+    out[OUT_CARRY, column] = lp.carry_paid
+    out[OUT_LP_DISTRIBUTED, column] = lp.distributed
+    out[OUT_GROSS_PROCEEDS, column] = totals.gross_proceeds
+    out[OUT_DISTRIBUTABLE, column] = lp.distributable
+    out[OUT_RESIDUAL_VALUE, column] = valuation.residual
+    out[OUT_LOSS_RATIO, column] = valuation.lost / valuation.total_invested
+    out[OUT_FOLLOW_ON_REQUESTED, column] = totals.requested
+    out[OUT_LP_RESIDUAL, column] = lp.lp_residual
 
 
 @jit
 def simulate_funds(
-    first_fund: int,
-    fund_count: int,
-    output_offset: int,
-    block_keys: npt.NDArray[np.uint64],
-    first_block: int,
-    slot_stage: npt.NDArray[np.int64],
-    slot_check: npt.NDArray[np.float64],
-    stage_table: npt.NDArray[np.float64],
-    fixed_calls: npt.NDArray[np.float64],
-    times_years: npt.NDArray[np.float64],
-    deployment_quarters: int,
-    recycling_quarters: int,
-    reserve: float,
-    recycling_cap: float,
-    participation: float,
-    carry: float,
-    quarterly_pref: float,
-    catch_up: float,
-    commitments: float,
+    batch: FundBatch,
+    portfolio: PortfolioArrays,
+    terms: FundTerms,
     out: npt.NDArray[np.float64],
     j_curve: npt.NDArray[np.float32],
 ) -> None:
-    """Simulate funds ``first_fund .. first_fund + fund_count - 1`` into columns from ``output_offset``."""
-    horizon = fixed_calls.shape[0] - 1
-    slots = slot_stage.shape[0]
-    stages = stage_table.shape[0]
-    capacity = slots * (stages + 1)
-    event_key = np.empty(capacity, dtype=np.int64)
-    event_slot = np.empty(capacity, dtype=np.int64)
-    event_kind = np.empty(capacity, dtype=np.int64)
-    event_time = np.empty(capacity, dtype=np.int64)
-    event_stage = np.empty(capacity, dtype=np.int64)
-    event_multiple = np.empty(capacity, dtype=np.float64)
-    ownership = np.empty(slots, dtype=np.float64)
-    mark = np.empty(slots, dtype=np.float64)
-    invested = np.empty(slots, dtype=np.float64)
-    value = np.empty(slots, dtype=np.float64)
-    alive = np.empty(slots, dtype=np.bool_)
-    calls = np.empty(horizon + 1, dtype=np.float64)
-    proceeds = np.empty(horizon + 1, dtype=np.float64)
-    lp_distributions = np.empty(horizon + 1, dtype=np.float64)
-    flows = np.empty(horizon + 1, dtype=np.float64)
-    state = np.empty(STATE_SIZE, dtype=np.float64)
-
-    for index in range(fund_count):
-        fund = first_fund + index
-        column = output_offset + index
+    """Simulate the funds of ``batch`` into ``out`` and ``j_curve`` (see the module's phases)."""
+    horizon = portfolio.fixed_calls.shape[0] - 1
+    slots = portfolio.slot_stage.shape[0]
+    log = new_event_log(slots * (portfolio.stage_table.shape[0] + 1))
+    book = new_company_book(slots)
+    flows = new_quarterly_flows(horizon)
+    # Every array the fund loop touches is bound once, here: reading a named tuple's array field in the
+    # loop would take and drop a reference to it (two atomic operations) on every fund.
+    block_keys = batch.block_keys
+    fixed_calls = portfolio.fixed_calls
+    times_years = portfolio.times_years
+    stage_table = portfolio.stage_table
+    sort_keys = log.sort_key
+    alive = book.alive
+    calls = flows.calls
+    proceeds = flows.proceeds
+    lp_net = flows.lp_net
+    for index in range(batch.fund_count):
+        fund = batch.first_fund + index
+        column = batch.output_offset + index
         block = fund // FUNDS_PER_BLOCK
-        local = fund - block * FUNDS_PER_BLOCK
-        key = block_keys[block - first_block]
-        for quarter in range(horizon + 1):
-            calls[quarter] = fixed_calls[quarter]
-            proceeds[quarter] = 0.0
+        # Built here rather than by a compiled helper: called from Python (``.py_func``), the key must
+        # stay a numpy.uint64, which a compiled function would hand back as a plain int.
+        stream = FundStream(block_keys[block - batch.first_block], fund - block * FUNDS_PER_BLOCK)
+        start_fund(flows, fixed_calls)
 
-        # 1. Company paths.
-        events = 0
-        invested_initial = 0.0
-        for slot in range(slots):
-            stage = slot_stage[slot]
-            check = slot_check[slot]
-            entry = 0
-            if deployment_quarters > 0:
-                u = uniform(key, draw_counter(local, slot, ENTRY_ROUND, PURPOSE_ENTRY))
-                entry = min(int(u * deployment_quarters), deployment_quarters - 1)
-            calls[entry] += check
-            invested_initial += check
-            post = stage_table[stage, COL_POST_MONEY]
-            ownership[slot] = check / post
-            mark[slot] = post
-            invested[slot] = check
-            value[slot] = 0.0
-            alive[slot] = True
-            time = entry
-            round_index = 0
-            while True:
-                graduation = stage_table[stage, COL_GRADUATION]
-                exit_rate = stage_table[stage, COL_EXIT]
-                u = uniform(key, draw_counter(local, slot, round_index, PURPOSE_OUTCOME))
-                if u < graduation:
-                    kind = EVENT_ROUND
-                    mean = stage_table[stage, COL_GRADUATE_QUARTERS]
-                elif u < graduation + exit_rate:
-                    kind = EVENT_EXIT
-                    mean = stage_table[stage, COL_EXIT_QUARTERS]
-                else:
-                    kind = EVENT_FAIL
-                    mean = stage_table[stage, COL_GRADUATE_QUARTERS]
-                u = uniform(key, draw_counter(local, slot, round_index, PURPOSE_TIMING))
-                time += event_delay_quarters(u, mean, stage_table[stage, COL_JITTER])
-                if time > horizon:
-                    break
-                event_slot[events] = slot
-                event_kind[events] = kind
-                event_time[events] = time
-                if kind == EVENT_ROUND:
-                    stage += 1
-                    event_stage[events] = stage
-                elif kind == EVENT_EXIT:
-                    u = uniform(key, draw_counter(local, slot, round_index, PURPOSE_EXIT_MULTIPLE))
-                    event_multiple[events] = exit_multiple(
-                        u,
-                        stage_table[stage, COL_LOG_MEDIAN],
-                        stage_table[stage, COL_SIGMA],
-                        stage_table[stage, COL_CAP],
-                    )
-                event_key[events] = (time << EVENT_INDEX_BITS) | events
-                events += 1
-                if kind != EVENT_ROUND:
-                    break
-                round_index += 1
-
-        # 2. Events in chronological order: follow-ons draw on the pool, exits may refill it.
-        _sort_small(event_key, events)
-        reserve_left = reserve
-        recycled_pool = 0.0
-        recycled_total = 0.0
-        follow_on = 0.0
-        requested = 0.0
-        reserve_called = 0.0
-        gross_proceeds = 0.0
-        last_resolution = -1
-        for position in range(events):
-            event = event_key[position] & EVENT_INDEX_MASK
-            slot = event_slot[event]
-            time = event_time[event]
-            kind = event_kind[event]
-            if kind == EVENT_ROUND:
-                stage = event_stage[event]
-                round_size = stage_table[stage, COL_ROUND_SIZE]
-                post = stage_table[stage, COL_POST_MONEY]
-                request, grant, ownership[slot] = follow_on_round(
-                    ownership[slot],
-                    participation,
-                    round_size,
-                    stage_table[stage, COL_PRE_MONEY],
-                    post,
-                    recycled_pool + reserve_left,
-                )
-                requested += request
-                from_recycled = min(grant, recycled_pool)
-                recycled_pool -= from_recycled
-                from_reserve = grant - from_recycled
-                reserve_left -= from_reserve
-                calls[time] += from_reserve
-                reserve_called += from_reserve
-                follow_on += grant
-                invested[slot] += grant
-                mark[slot] = post
-            elif kind == EVENT_EXIT:
-                last_resolution = time
-                amount = ownership[slot] * event_multiple[event] * mark[slot]
-                value[slot] = amount
-                alive[slot] = False
-                gross_proceeds += amount
-                if time <= recycling_quarters and recycled_total < recycling_cap:
-                    kept = min(amount, recycling_cap - recycled_total)
-                    recycled_total += kept
-                    recycled_pool += kept
-                    amount -= kept
-                proceeds[time] += amount
-            else:
-                last_resolution = time
-                alive[slot] = False
-        # A fund whose companies have all exited or failed winds up: no fees or expenses after that.
-        if last_resolution >= 0 and not any_alive(alive, slots):
-            for quarter in range(last_resolution + 1, horizon):
-                calls[quarter] -= fixed_calls[quarter]
-            wind_up = last_resolution
-        else:
-            wind_up = horizon
-        # Recycled cash never reinvested goes back to the LPs when the fund winds up.
-        proceeds[wind_up] += recycled_pool
-
-        residual = 0.0
-        lost = 0.0
-        total_invested = 0.0
-        for slot in range(slots):
-            if alive[slot]:
-                value[slot] = ownership[slot] * mark[slot]
-                residual += value[slot]
-            total_invested += invested[slot]
-            if value[slot] < invested[slot]:
-                lost += invested[slot]
-
-        # 3. Waterfall and LP cash flows.
-        carry_paid, lp_residual, _ = run_waterfall(
-            calls, proceeds, residual, carry, quarterly_pref, catch_up, lp_distributions, state
+        events, invested_initial = draw_company_paths(
+            stream, portfolio, terms.deployment_quarters, book, log, calls
         )
-        paid_in = 0.0
-        distributed = 0.0
-        distributable = 0.0
-        cumulative = 0.0
-        for quarter in range(horizon + 1):
-            paid_in += calls[quarter]
-            distributed += lp_distributions[quarter]
-            distributable += proceeds[quarter]
-            flows[quarter] = lp_distributions[quarter] - calls[quarter]
-            cumulative += flows[quarter]
-            j_curve[column, quarter] = cumulative / commitments
-        flows[horizon] += lp_residual
+        sort_events(sort_keys, events)
+        totals = process_events(log, events, stage_table, terms, book, calls, proceeds)
+        wind_up(flows, fixed_calls, alive, totals)
+        valuation = value_portfolio(book)
+        lp = lp_cash_flows(flows, valuation.residual, terms, j_curve, column)
 
-        net_tvpi = (distributed + lp_residual) / paid_in
-        # Newton starts from the multiple spread over the gap between the cash-weighted dates of
-        # money in and money out: usually a few steps from the root.
-        paid_time = 0.0
-        returned_time = 0.0
-        for quarter in range(horizon + 1):
-            paid_time += calls[quarter] * times_years[quarter]
-            returned_time += lp_distributions[quarter] * times_years[quarter]
-        returned_time += lp_residual * times_years[horizon]
-        guess = -0.5
-        if net_tvpi > 0.0:
-            duration = returned_time / (distributed + lp_residual) - paid_time / paid_in
-            guess = math.exp(math.log(net_tvpi) / max(duration, 0.25)) - 1.0
-
-        out[OUT_NET_TVPI, column] = net_tvpi
-        out[OUT_DPI, column] = distributed / paid_in
-        out[OUT_RVPI, column] = lp_residual / paid_in
-        out[OUT_NET_IRR, column] = solve_irr(flows, times_years, guess)
-        out[OUT_GROSS_MOIC, column] = (gross_proceeds + residual) / total_invested
-        out[OUT_PAID_IN, column] = paid_in
-        out[OUT_INVESTED_INITIAL, column] = invested_initial
-        out[OUT_INVESTED_FOLLOW_ON, column] = follow_on
-        out[OUT_RESERVE_CALLED, column] = reserve_called
-        out[OUT_RECYCLED, column] = recycled_total
-        out[OUT_CARRY, column] = carry_paid
-        out[OUT_LP_DISTRIBUTED, column] = distributed
-        out[OUT_GROSS_PROCEEDS, column] = gross_proceeds
-        out[OUT_DISTRIBUTABLE, column] = distributable
-        out[OUT_RESIDUAL_VALUE, column] = residual
-        out[OUT_LOSS_RATIO, column] = lost / total_invested
-        out[OUT_FOLLOW_ON_REQUESTED, column] = requested
-        out[OUT_LP_RESIDUAL, column] = lp_residual
+        net_tvpi = (lp.distributed + lp.lp_residual) / lp.paid_in
+        guess = irr_starting_guess(flows, times_years, lp, net_tvpi)
+        net_irr = solve_irr(lp_net, times_years, guess)
+        record_fund(out, column, invested_initial, totals, valuation, lp, net_tvpi, net_irr)

@@ -18,44 +18,52 @@ from fundmodel.engines.montecarlo.profiles import (
     StageProfileOverride,
     resolve_stage_profiles,
 )
-from fundmodel.engines.montecarlo.schema import CamelModel
+from fundmodel.engines.montecarlo.schema import CamelModel, Number
 from fundmodel.errors import SimulationConfigError
 from fundmodel.stages import MatchKind, Stage, normalize_stage, parse_stage_distribution
 
 QUARTERS_PER_YEAR = 4
 MAX_FUND_LIFE_YEARS = 25.0
+MIN_FUND_SIZE = 1e5
+"""$100,000, a fifth of the smallest default check: nothing smaller is a venture fund (and a denormal size
+made every ratio of the results infinite or NaN)."""
+MAX_FUND_SIZE = 1e13
+MIN_INVESTMENT_PERIOD_YEARS = 0.25
+"""One quarter: periods are rounded to whole quarters."""
 
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Fraction = Annotated[Number, Field(ge=0.0, le=1.0)]
 
 
 class SimulationConfig(CamelModel):
     """One fund to simulate. Money in US dollars, rates as fractions (0.02 = 2 %), times in years."""
 
-    fund_size: Annotated[float, Field(gt=0.0, le=1e13)]
+    fund_size: Annotated[Number, Field(ge=MIN_FUND_SIZE, le=MAX_FUND_SIZE)]
     """Total LP commitments."""
     stage_distribution: dict[Stage, float]
     """Share of the initial-check budget per entry stage (canonical stage -> fraction summing to 1)."""
-    fund_life_years: Annotated[float, Field(ge=1.0, le=MAX_FUND_LIFE_YEARS)] = 10.0
+    fund_life_years: Annotated[Number, Field(ge=1.0, le=MAX_FUND_LIFE_YEARS)] = 10.0
     """Horizon: fees run until it, unrealized companies are valued (NAV) at it."""
-    investment_period_years: Annotated[float, Field(gt=0.0, le=MAX_FUND_LIFE_YEARS)] = 5.0
+    investment_period_years: Annotated[
+        Number, Field(ge=MIN_INVESTMENT_PERIOD_YEARS, le=MAX_FUND_LIFE_YEARS)
+    ] = 5.0
     """After it the management fee steps down and recycling stops."""
-    initial_deployment_years: Annotated[float, Field(ge=0.0, le=MAX_FUND_LIFE_YEARS)] = 3.0
+    initial_deployment_years: Annotated[Number, Field(ge=0.0, le=MAX_FUND_LIFE_YEARS)] = 3.0
     """Initial checks are dated uniformly over this many years from the first close (0: all at once)."""
-    management_fee_rate: Annotated[float, Field(ge=0.0, le=0.1)] = 0.02
+    management_fee_rate: Annotated[Number, Field(ge=0.0, le=0.1)] = 0.02
     """Annual fee on commitments during the investment period."""
-    management_fee_step_down_rate: Annotated[float, Field(ge=0.0, le=0.1)] | None = 0.015
+    management_fee_step_down_rate: Annotated[Number, Field(ge=0.0, le=0.1)] | None = 0.015
     """Annual fee on commitments after the investment period; ``None`` keeps the full rate."""
-    fund_expense_ratio: Annotated[float, Field(ge=0.0, le=0.2)] = 0.01
+    fund_expense_ratio: Annotated[Number, Field(ge=0.0, le=0.2)] = 0.01
     """Fund expenses over the whole life as a fraction of commitments, called evenly each quarter."""
-    reserve_ratio: Annotated[float, Field(ge=0.0, le=0.95)] = 0.5
+    reserve_ratio: Annotated[Number, Field(ge=0.0, le=0.95)] = 0.5
     """Share of investable capital held back for follow-ons; the rest funds initial checks."""
-    follow_on_participation: Annotated[float, Field(ge=0.0, le=2.0)] = 1.0
+    follow_on_participation: Annotated[Number, Field(ge=0.0, le=2.0)] = 1.0
     """Follow-on check as a multiple of the fund's pro-rata share of each new round (1 = full pro-rata)."""
-    recycling_ratio: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    recycling_ratio: Annotated[Number, Field(ge=0.0, le=0.5)] = 0.0
     """Exit proceeds received during the investment period that may be reinvested, up to this share of
     commitments; recycled cash funds follow-ons before any reserve is called."""
-    carry_rate: Annotated[float, Field(ge=0.0, le=0.5)] = 0.2
-    preferred_return: Annotated[float, Field(ge=0.0, le=0.5)] | None = 0.08
+    carry_rate: Annotated[Number, Field(ge=0.0, le=0.5)] = 0.2
+    preferred_return: Annotated[Number, Field(ge=0.0, le=0.5)] | None = 0.08
     """Annual hurdle, compounded quarterly; ``None`` or 0 means no preferred return."""
     catch_up: Fraction = 1.0
     """GP share of distributions in the catch-up tier (1 = full catch-up, 0 = no catch-up tier)."""

@@ -11,15 +11,26 @@ from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 
-from fundmodel.engines.montecarlo.schema import CamelModel
+from fundmodel.engines.montecarlo.schema import CamelModel, Number
 from fundmodel.stages import STAGE_ORDER, Stage
 
-Rate = Annotated[float, Field(ge=0.0, le=1.0)]
-Years = Annotated[float, Field(gt=0.0, le=20.0)]
-Jitter = Annotated[float, Field(ge=0.0, lt=1.0)]
-Dollars = Annotated[float, Field(gt=0.0, le=1e13)]
-Multiple = Annotated[float, Field(gt=0.0, le=1e4)]
-Sigma = Annotated[float, Field(ge=0.0, le=5.0)]
+MIN_YEARS = 0.25
+"""One quarter: times are rounded to whole quarters (at least one), so a shorter mean means nothing."""
+MAX_YEARS = 20.0
+MIN_DOLLARS = 1e3
+"""$1,000: a smaller round, valuation or check is no venture deal, and a denormal one would make the
+number of companies (budget / check size) infinite."""
+MAX_DOLLARS = 1e13
+MIN_MULTIPLE = 0.01
+"""An exit at 1 % of the post-money valuation; anything smaller is a failure, modelled by the rates."""
+MAX_MULTIPLE = 1e4
+
+Rate = Annotated[Number, Field(ge=0.0, le=1.0)]
+Years = Annotated[Number, Field(ge=MIN_YEARS, le=MAX_YEARS)]
+Jitter = Annotated[Number, Field(ge=0.0, lt=1.0)]
+Dollars = Annotated[Number, Field(ge=MIN_DOLLARS, le=MAX_DOLLARS)]
+Multiple = Annotated[Number, Field(ge=MIN_MULTIPLE, le=MAX_MULTIPLE)]
+Sigma = Annotated[Number, Field(ge=0.0, le=5.0)]
 
 LAST_STAGE = STAGE_ORDER[-1]
 

@@ -20,7 +20,8 @@ import numpy.typing as npt
 
 from fundmodel.engines.montecarlo import cashflows as kernel
 from fundmodel.engines.montecarlo.companies import PortfolioPlan, plan_portfolio
-from fundmodel.engines.montecarlo.config import QUARTERS_PER_YEAR, SimulationConfig
+from fundmodel.engines.montecarlo.config import SimulationConfig
+from fundmodel.engines.montecarlo.kernel_inputs import FundBatch, fund_terms, portfolio_arrays
 from fundmodel.engines.montecarlo.metrics import (
     column_medians,
     probabilities_at_least,
@@ -180,30 +181,14 @@ def _run_kernel(
 ) -> None:
     first_block = first_fund // FUNDS_PER_BLOCK
     last_block = (first_fund + count - 1) // FUNDS_PER_BLOCK
-    pref = config.preferred_return or 0.0
-    kernel.simulate_funds(
-        first_fund,
-        count,
-        first_fund,
-        block_keys(seed, first_block, last_block - first_block + 1),
-        first_block,
-        plan.slot_stage,
-        plan.slot_check,
-        plan.stage_table,
-        plan.fixed_calls,
-        plan.times_years,
-        config.deployment_quarters,
-        config.investment_period_quarters,
-        plan.reserve,
-        plan.recycling_cap,
-        config.follow_on_participation,
-        config.carry_rate,
-        (1.0 + pref) ** (1.0 / QUARTERS_PER_YEAR) - 1.0,
-        config.catch_up,
-        config.fund_size,
-        out,
-        j_curve,
+    batch = FundBatch(
+        first_fund=first_fund,
+        fund_count=count,
+        output_offset=first_fund,
+        block_keys=block_keys(seed, first_block, last_block - first_block + 1),
+        first_block=first_block,
     )
+    kernel.simulate_funds(batch, portfolio_arrays(plan), fund_terms(config, plan), out, j_curve)
 
 
 def _assemble(

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Strict
 from pydantic.alias_generators import to_camel
+
+Number = Annotated[float, Strict()]
+"""Every number of the engine's input: an int is accepted, a bool (``true`` is not 1) or a string is not.
+
+Each field also states a range with an economically meaningful minimum, so that a denormal or an
+otherwise tiny positive value cannot turn into an infinity or a NaN inside the simulation.
+"""
 
 
 class CamelModel(BaseModel):

@@ -1,0 +1,141 @@
+"""Start-up errors of every command: an invalid setting, a database that is missing or not migrated.
+
+Real ``fundmodel`` processes: what an operator sees is the exit code and the lines on stderr.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.api.servers import FUNDMODEL_CLI, service_env
+from tests.cli.test_startup import EXAMPLE_CONFIG, leaf_commands
+from tests.conftest import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, _fresh_postgres_url
+
+# Arguments each command accepts, so that only the settings check can stop it.
+VALID_ARGUMENTS: dict[str, list[str]] = {
+    "demo": [],
+    "normalize": ['{"seed": 1}'],
+    "serve": ["--port", "0"],
+    "keys create": ["startup-check"],
+    "mode get": [],
+    "mode set": ["warn", "--actor", "pytest", "--reason", "settings check"],
+    "rollout status": [],
+    "rollout advance": ["--actor", "pytest"],
+    "rollout rollback": ["--reason", "settings check", "--actor", "pytest"],
+    "rollout extend-warn": ["--until", "2099-01-01", "--reason", "settings check", "--actor", "pytest"],
+    "rollout history": [],
+    "simulate": [str(EXAMPLE_CONFIG), "-n", "100", "--seed", "1"],
+    "db migrate": [],
+    "db seed-demo": [],
+    "db normalize-stages": [],
+    "db constrain-stages": [],
+    "db backup": [],
+    "db verify-backup": ["BACKUP_FILE"],
+    "db restore": ["BACKUP_FILE", "--target", "DATABASE_URL", "--confirm", "CONFIRM"],
+    "db verify": [],
+}
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FUNDMODEL_CLI, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_settings_check_covers_every_command() -> None:
+    assert set(VALID_ARGUMENTS) == set(leaf_commands())
+
+
+@pytest.mark.parametrize("command", sorted(VALID_ARGUMENTS))
+def test_an_invalid_setting_stops_every_command_in_one_line(command: str, tmp_path: Path) -> None:
+    database = tmp_path / "fundmodel.sqlite3"
+    backup = tmp_path / "some.backup"
+    backup.write_bytes(b"")
+    database_url = f"sqlite:///{database}"
+    placeholders = {"BACKUP_FILE": str(backup), "DATABASE_URL": database_url}
+    arguments = [placeholders.get(argument, argument) for argument in VALID_ARGUMENTS[command]]
+    env = service_env(database_url, STAGE_SUNSET_DATE="notadate")
+    result = run_cli([*command.split(), *arguments], env, tmp_path)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.stderr.strip().splitlines() == [
+        "error: invalid configuration: STAGE_SUNSET_DATE: Input should be a valid datetime or date, "
+        "input is too short (got 'notadate')"
+    ]
+    assert result.stdout == ""
+    assert not database.exists()
+
+
+def test_help_works_whatever_the_settings(tmp_path: Path) -> None:
+    env = service_env(f"sqlite:///{tmp_path}/x.sqlite3", STAGE_SUNSET_DATE="notadate")
+    result = run_cli(["simulate", "--help"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["mode", "get"],
+        ["mode", "set", "enforce", "--actor", "pytest", "--reason", "r"],
+        ["keys", "create", "k"],
+        ["rollout", "status"],
+        ["db", "seed-demo"],
+    ],
+)
+def test_outside_a_project_a_command_names_the_missing_database_and_creates_nothing(
+    command: list[str], tmp_path: Path
+) -> None:
+    env = service_env("unused")
+    del env["DATABASE_URL"]  # the embedded default, sqlite:///var/fundmodel.sqlite3, relative to the cwd
+    result = run_cli(command, env, tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        f"error: no database at {tmp_path.resolve() / 'var' / 'fundmodel.sqlite3'} "
+        "(DATABASE_URL=sqlite:///var/fundmodel.sqlite3); create it with `fundmodel db migrate`"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_db_migrate_still_creates_the_database_and_its_directory(tmp_path: Path) -> None:
+    env = service_env("unused")
+    del env["DATABASE_URL"]
+    migrated = run_cli(["db", "migrate"], env, tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    assert (tmp_path / "var" / "fundmodel.sqlite3").is_file()
+    shown = run_cli(["mode", "get"], env, tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("mode: warn")
+
+
+def test_an_unmigrated_sqlite_file_is_named_with_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "empty.sqlite3").write_bytes(b"")
+    env = service_env("sqlite:///empty.sqlite3")
+    result = run_cli(["mode", "get", "--json"], env, tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: database sqlite:///empty.sqlite3 has no fundmodel tables; create them with "
+        "`fundmodel db migrate` (DATABASE_URL selects the database)"
+    ]
+    assert result.stdout == ""
+
+
+@pytest.mark.postgres
+def test_an_unmigrated_postgresql_database_is_named_without_its_password(
+    postgres_database: str | None, tmp_path: Path
+) -> None:
+    if postgres_database is None:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_HOST}:{POSTGRES_PORT}")
+    # The server trusts local connections, so the password is ignored: it is only there to be hidden.
+    url = _fresh_postgres_url(postgres_database).replace(
+        f"//{POSTGRES_USER}@", f"//{POSTGRES_USER}:hunter2secret@"
+    )
+    result = run_cli(["mode", "get"], service_env(url), tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "hunter2secret" not in result.stderr
+    assert lines[0].startswith(f"error: database postgresql+psycopg://{POSTGRES_USER}:***@")
+    assert lines[0].endswith("create them with `fundmodel db migrate` (DATABASE_URL selects the database)")
