@@ -20,9 +20,7 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,15 +46,13 @@ from fundmodel.observability.offenders import OffenderLogSampler
 from fundmodel.settings import Settings
 from fundmodel.validation import DeprecationPolicy, ModeState, ValidationMode
 
+# Run as `python bench/api.py`: the repository root is not on sys.path, and the server launcher is the
+# one the tests use.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.api.servers import uvicorn_server
+
 CANONICAL = {"seed": 0.4, "series_a": 0.4, "series_b": 0.2}
 ALIASED = {"Seed": 0.4, "Series A": 0.4, "series-b": 0.2}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _prepare_database(url: str, mode: ValidationMode) -> tuple[str, int]:
@@ -71,44 +67,9 @@ def _prepare_database(url: str, mode: ValidationMode) -> tuple[str, int]:
 
 @contextmanager
 def _server(url: str, log: Path) -> Iterator[str]:
-    port = _free_port()
     env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING", "APP_ENV": "development"}
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "fundmodel.api.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
+    with uvicorn_server(env, log, extra_args=("--log-level", "warning")) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 Request = Callable[[httpx.Client, int], httpx.Response]

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
-from fundmodel.db.availability import UnavailableReason, unavailable_reason
+from fundmodel.db.availability import UnavailableReason, store_unavailable_error, unavailable_reason
 from fundmodel.db.engine import create_db_engine
+from fundmodel.errors import StoreUnavailableError
 from tests.api.servers import free_port
 from tests.conftest import make_database
 
@@ -130,3 +131,17 @@ def test_driver_errors_by_sqlstate_and_message(driver_error: Exception, expected
     error = OperationalError("SELECT 1", {}, driver_error)
     reason = unavailable_reason(error)
     assert (reason.value if reason is not None else None) == expected
+
+
+def test_an_outage_becomes_store_unavailable_naming_only_its_reason() -> None:
+    driver_error = psycopg.errors.AdminShutdown("terminating connection for user secret-user at 10.0.0.7")
+    reason = unavailable_reason(OperationalError("SELECT * FROM api_keys", {}, driver_error))
+    assert reason is UnavailableReason.CONNECTION
+    error = store_unavailable_error(reason)
+    assert isinstance(error, StoreUnavailableError)
+    assert error.code == "STORE_UNAVAILABLE"
+    # The driver's message may quote users, hosts and SQL: only the reason reaches the client.
+    assert error.detail == "the database is unavailable (connection); retry later"
+    assert store_unavailable_error(UnavailableReason.POOL_TIMEOUT).detail == (
+        "the database is unavailable (pool timeout); retry later"
+    )

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from fundmodel.db.engine import create_db_engine
-from fundmodel.db.mode_store import ModeStore
+from fundmodel.db.mode_store import ModeChange, ModeStore, ModeWriteRefused
 from fundmodel.db.tables import stage_validation_audit
 from fundmodel.errors import InvalidInputError, StoreUnavailableError
 from fundmodel.validation import ModeState, ValidationMode
@@ -67,16 +67,35 @@ def test_concurrent_writers_each_get_an_audit_row(engine: Engine) -> None:
 
 def test_only_if_writes_nothing_when_the_condition_fails(engine: Engine) -> None:
     store = ModeStore(engine, default=WARN)
-    change = store.set(
+    written = store.set(
         ValidationMode.WARN,
         actor="alertmanager",
         reason="downgrade",
         source="alertmanager",
         only_if=lambda state: state.mode is ValidationMode.ENFORCE,
     )
-    assert change.audit_id == 0
+    assert written == ModeWriteRefused(current=WARN)
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(stage_validation_audit)).scalar() == 0
+
+
+def test_only_if_that_holds_writes_the_change_with_its_audit_row(engine: Engine) -> None:
+    store = ModeStore(engine, default=ModeState(ValidationMode.ENFORCE, 10))
+    written = store.set(
+        ValidationMode.WARN,
+        10,
+        actor="alertmanager",
+        reason="downgrade",
+        source="alertmanager",
+        only_if=lambda state: state.mode is ValidationMode.ENFORCE,
+    )
+    assert isinstance(written, ModeChange)
+    assert (written.old, written.new) == (
+        ModeState(ValidationMode.ENFORCE, 10),
+        ModeState(ValidationMode.WARN, 10),
+    )
+    assert [entry.audit_id for entry in store.audit_log()] == [written.audit_id]
+    assert store.current() == ModeState(ValidationMode.WARN, 10)
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ Usage::
                             webhook_token_file=token_path) as stack:
         stack.prometheus.query("up")
 
-Processes are started in their own session and stopped by their pid (terminate, then kill after a
-grace period); their output goes to log files in ``workdir`` that :meth:`ManagedProcess.tail`
-returns for assertion messages.
+Processes are started, awaited and stopped by the one launcher, ``tests/api/servers.py`` (own session,
+stopped by pid: terminate, then kill after a grace period); their output goes to log files in
+``workdir`` that :meth:`ManagedProcess.tail` returns for assertion messages.
 """
 
 from __future__ import annotations
@@ -21,18 +21,18 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import yaml
+
+from tests.api.servers import ManagedProcess, ServerNotReadyError, free_port, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_RULES = ROOT / "deploy" / "prometheus" / "rules" / "stage-validation.yml"
@@ -40,7 +40,6 @@ SHIPPED_ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 DOWNGRADE_RECEIVER = "stage-validation-auto-downgrade"
 
 READY_TIMEOUT_SECONDS = 30.0
-STOP_GRACE_SECONDS = 10.0
 
 
 class HarnessError(RuntimeError):
@@ -62,13 +61,6 @@ def prometheus_binary() -> str | None:
 
 def alertmanager_binary() -> str | None:
     return find_binary("alertmanager", "prometheus-alertmanager")
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1 (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
@@ -125,54 +117,6 @@ def render_alertmanager_config(
     return destination
 
 
-class ManagedProcess:
-    """A child process we started, with its log file; stopped by pid, never by name."""
-
-    def __init__(
-        self,
-        name: str,
-        argv: Sequence[str],
-        log_path: Path,
-        cwd: Path,
-        env: Mapping[str, str] | None = None,
-    ) -> None:
-        self.name = name
-        self.argv = list(argv)
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            self.argv,
-            cwd=cwd,
-            env=None if env is None else dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a Ctrl-C in pytest does not hit it before our teardown
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def tail(self, lines: int = 40) -> str:
-        self._log.flush()
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.alive():
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=STOP_GRACE_SECONDS)
-        self._log.close()
-
-
 class _Server:
     """Shared behaviour of Prometheus and Alertmanager: start, wait for /-/ready, stop."""
 
@@ -192,17 +136,11 @@ class _Server:
         self.process = ManagedProcess(
             self.name, self._argv(), self.workdir / f"{self.name}.log", self.workdir
         )
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if not self.process.alive():
-                raise HarnessError(f"{self.name} exited at start:\n{self.process.tail()}")
-            with contextlib.suppress(OSError):
-                status, _ = http_get(f"{self.url}/-/ready", timeout=1.0)
-                if status == 200:
-                    return
-            time.sleep(0.1)
-        self.stop()
-        raise HarnessError(f"{self.name} not ready after {READY_TIMEOUT_SECONDS}s")
+        try:
+            wait_until_ready(self.process, f"{self.url}/-/ready", timeout=READY_TIMEOUT_SECONDS)
+        except ServerNotReadyError as exc:
+            self.stop()
+            raise HarnessError(str(exc)) from None
 
     def stop(self) -> None:
         if self.process is not None:

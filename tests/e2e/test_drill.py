@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -33,13 +32,12 @@ import pytest
 from fundmodel.auth.service import create_key
 from fundmodel.db.engine import create_db_engine
 from fundmodel.db.migrate import upgrade_to_head
+from tests.api.servers import ManagedProcess, free_port, wait_until_ready
 
 from .harness import (
     ROOT,
-    ManagedProcess,
     ObservabilityStack,
     alertmanager_binary,
-    free_port,
     prometheus_binary,
     wait_until,
 )
@@ -62,6 +60,7 @@ WORKERS = 2
 TARGET_SECONDS = 60.0  # issue 5: first rejection -> warn everywhere, with test-sized intervals
 DRILL_TIMEOUT_SECONDS = 90.0
 SERVER_READY_SECONDS = 90.0
+GRACEFUL_STOP_SECONDS = 30.0
 RESULT_FILE = ROOT / "var" / "e2e" / "auto-downgrade-drill.json"
 FUNDMODEL = [str(Path(sys.executable).with_name("fundmodel"))]
 
@@ -142,18 +141,6 @@ class Service:
         return samples
 
 
-def _stop_service(process: ManagedProcess) -> None:
-    """SIGTERM the gunicorn master (graceful); if it hangs, SIGKILL its process group (ours only)."""
-    if process.alive():
-        process.process.terminate()
-        try:
-            process.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.process.wait(timeout=10)
-    process.stop()
-
-
 @pytest.fixture
 def service(tmp_path: Path, drill_database: str) -> Iterator[tuple[Service, Path]]:
     webhook_token = "drill-webhook-" + uuid.uuid4().hex + uuid.uuid4().hex
@@ -188,20 +175,17 @@ def service(tmp_path: Path, drill_database: str) -> Iterator[tuple[Service, Path
     process = ManagedProcess("fundmodel-serve", argv, tmp_path / "service.log", tmp_path, env=env)
     running = Service(process, f"http://127.0.0.1:{port}", api_key, admin_token, env)
     try:
-
-        def ready() -> bool:
-            if not process.alive():
-                raise AssertionError(f"fundmodel serve exited:\n{process.tail()}")
-            try:
-                response = httpx.get(f"{running.base_url}/readyz", timeout=2.0)
-            except httpx.HTTPError:
-                return False
-            return response.status_code == 200 and len(running.worker_pids()) == WORKERS
-
-        assert wait_until(ready, timeout=SERVER_READY_SECONDS, interval=0.5), process.tail()
+        wait_until_ready(
+            process,
+            f"{running.base_url}/readyz",
+            timeout=SERVER_READY_SECONDS,
+            interval=0.5,
+            also=lambda: len(running.worker_pids()) == WORKERS,
+        )
         yield running, webhook_token_file
     finally:
-        _stop_service(process)
+        # The gunicorn master shuts its workers down gracefully on SIGTERM; give it the time to.
+        process.stop(grace_seconds=GRACEFUL_STOP_SECONDS)
 
 
 @dataclass

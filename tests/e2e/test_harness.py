@@ -83,7 +83,7 @@ class StandIn:
                 self.mode = plan.target_mode
                 self.downgraded_at = time.monotonic()
                 self.metrics.set_mode(plan.target_mode, 100.0)
-                self.metrics.count_mode_change("alertmanager")
+                self.metrics.refresh_mode_change_counts()
             self.metrics.count_webhook(plan.result)
         return 200
 

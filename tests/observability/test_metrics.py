@@ -20,7 +20,6 @@ from fundmodel.errors import ConfigurationError
 from fundmodel.observability.metrics import (
     COHORTS,
     DATABASE_UNAVAILABLE_REASONS,
-    DEFAULT_HTTP_OPERATIONS,
     DEFAULT_VALIDATED_ENDPOINTS,
     HTTP_METHODS,
     METRICS_CONTENT_TYPE,
@@ -45,6 +44,8 @@ needs_promtool = pytest.mark.skipif(
     reason="promtool not installed (Debian package 'prometheus'; `make system-deps` installs it)",
 )
 SIMULATE = "/api/monte-carlo/simulate"
+# What an app factory passes in (the real app's list is checked in tests/api/test_app.py).
+HTTP_OPERATIONS = (("POST", SIMULATE), ("GET", "/api/funds"), ("GET", "/api/funds/{fundId}/companies"))
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ def registry() -> CollectorRegistry:
 
 @pytest.fixture
 def metrics(registry: CollectorRegistry) -> ServiceMetrics:
-    return ServiceMetrics(registry)
+    return ServiceMetrics(registry, http_operations=HTTP_OPERATIONS)
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +77,7 @@ def label_values(registry: CollectorRegistry, sample_name: str, label: str) -> s
 
 
 def test_known_label_sets_report_zero_before_any_traffic(registry: CollectorRegistry) -> None:
-    ServiceMetrics(registry)
+    ServiceMetrics(registry, http_operations=HTTP_OPERATIONS)
     for endpoint in DEFAULT_VALIDATED_ENDPOINTS:
         for mode in VALIDATION_MODES:
             for outcome in VALIDATION_OUTCOMES:
@@ -141,6 +142,33 @@ def test_route_templates_match_regardless_of_path_parameter_names(
     assert value(registry, "fundmodel_stage_validations_total", **labels) == 1
 
 
+def test_http_routes_are_the_ones_passed_in_and_nothing_else(registry: CollectorRegistry) -> None:
+    metrics = ServiceMetrics(registry, http_operations=[("GET", "/api/funds/{fundId}")])
+    http = "fundmodel_http_requests_total"
+    assert label_values(registry, http, "route") == {"/api/funds/{fundId}"}  # zeros up front
+    metrics.observe_http("/api/funds/{fund_id}", "GET", 200, 0.001)  # same template, other name
+    metrics.observe_http(SIMULATE, "POST", 200, 0.001)  # served elsewhere, not by this app
+    assert value(registry, http, route="/api/funds/{fundId}", method="GET", status_class="2xx") == 1
+    assert value(registry, http, route=OTHER, method="POST", status_class="2xx") == 1
+    assert ServiceMetrics(CollectorRegistry()).route_label("/healthz") == OTHER  # no routes: all other
+
+
+def test_label_values_derived_from_the_enums_stay_what_dashboards_select_on() -> None:
+    # Derived from ValidationMode, Outcome, Cohort and ModeChangeSource: renaming a member would
+    # silently empty the panels, alert rules (deploy/prometheus) and the rollout's PromQL.
+    assert VALIDATION_MODES == ("off", "warn", "enforce")
+    assert VALIDATION_OUTCOMES == (
+        "valid",
+        "normalized_alias",
+        "unknown_accepted",
+        "would_reject",
+        "rejected",
+        "malformed",
+    )
+    assert COHORTS == ("canary", "baseline")
+    assert MODE_CHANGE_SOURCES == ("manual", "alertmanager", "rollout")
+
+
 def test_unknown_label_values_become_other(metrics: ServiceMetrics, registry: CollectorRegistry) -> None:
     metrics.observe_validation("/api/funds/123/companies", "strict", "Series Z", "vip", 1e-5)
     labels = {"endpoint": OTHER, "mode": OTHER, "outcome": OTHER, "cohort": OTHER}
@@ -183,9 +211,9 @@ def test_validation_labels_never_leave_their_fixed_sets() -> None:
 
 def test_http_labels_never_leave_their_fixed_sets() -> None:
     registry = CollectorRegistry()
-    metrics = ServiceMetrics(registry)
+    metrics = ServiceMetrics(registry, http_operations=HTTP_OPERATIONS)
     sample = "fundmodel_http_requests_total"
-    known_routes = {route for _, route in DEFAULT_HTTP_OPERATIONS} | {OTHER}
+    known_routes = {route for _, route in HTTP_OPERATIONS} | {OTHER}
 
     @settings(max_examples=50)
     @given(route=label_text, method=label_text, status=st.integers(-1000, 1000))
@@ -298,7 +326,7 @@ def test_a_change_made_by_this_process_shows_at_the_next_scrape(
     assert value(registry, MODE_CHANGES, source="alertmanager") == 0
     reader.counts["alertmanager"] = 1
     assert value(registry, MODE_CHANGES, source="alertmanager") == 0  # cached
-    metrics.count_mode_change("alertmanager")  # the webhook just wrote its audit row
+    metrics.refresh_mode_change_counts()  # the webhook just wrote its audit row
     assert value(registry, MODE_CHANGES, source="alertmanager") == 1
 
 
@@ -393,7 +421,9 @@ WORKER_SCRIPT = textwrap.dedent(
     from fundmodel.observability.metrics import ServiceMetrics
 
     mode, rejected, valid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    metrics = ServiceMetrics(CollectorRegistry())
+    metrics = ServiceMetrics(
+        CollectorRegistry(), http_operations=[("POST", "/api/monte-carlo/simulate")]
+    )
     metrics.set_mode(mode, 100.0 if mode == "enforce" else 0.0)
     for _ in range(rejected):
         metrics.observe_validation(

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, func, select, text, update
+from sqlalchemy import Connection, Engine, event, func, select, text, update
 
 from fundmodel.db.tables import portfolio_companies
 from fundmodel.errors import InvalidInputError, OperationRefusedError
@@ -30,13 +30,25 @@ def apply(
     columns: list[StageColumn],
     batch_size: int = 37,
     progress: runner.Progress | None = None,
+    *,
+    backend: runner.NormalizationBackend | None = None,
+    max_follow_up_runs: int = runner.MAX_FOLLOW_UP_RUNS,
 ) -> runner.RunResult:
     """What `normalize-stages --apply` does after its gates: one run plus any follow-up runs."""
     with engine.connect() as connection:
         plan = build_plan(connection, columns)
     options = runner.RunOptions(batch_size=batch_size, actor=TEST_ACTOR)
     run_id = runner.create_run(engine, columns, plan, options, backup=None)
-    return runner.normalize_to_completion(engine, columns, run_id, options, backup=None, progress=progress)
+    return runner.normalize_to_completion(
+        engine,
+        columns,
+        run_id,
+        options,
+        backup=None,
+        progress=progress,
+        backend=backend,
+        max_follow_up_runs=max_follow_up_runs,
+    )
 
 
 @pytest.mark.parametrize("actor", [None, "", "   "])
@@ -122,6 +134,7 @@ def test_rollback_restores_before_values_and_refuses_rows_changed_since(
     rollback_id = runner.create_rollback_run(engine, columns, run.run_id, options)
     result = runner.execute_rollback(engine, columns, rollback_id, options)
     assert [(r["table"], r["row_id"]) for r in result.refused] == [("portfolio_companies", str(touched))]
+    assert result.rows_unknown_seen == 0  # a refused row is listed as such, not counted as unknown
     assert result.rows_changed == seeded.expected_changes() - 1
     companies = current_values(engine, "portfolio_companies")
     assert companies[touched] == later_value
@@ -370,7 +383,7 @@ def test_resuming_a_rollback_rechecks_the_guard(engine: Engine, columns: list[St
 
 
 def test_rollback_completes_itself_and_its_target_in_one_transaction(
-    engine: Engine, columns: list[StageColumn], monkeypatch: pytest.MonkeyPatch
+    engine: Engine, columns: list[StageColumn]
 ) -> None:
     seeded = seed_legacy(engine, companies=40, deals=10)
     run = apply(engine, columns)
@@ -380,23 +393,28 @@ def test_rollback_completes_itself_and_its_target_in_one_transaction(
     class CrashError(Exception):
         pass
 
+    crashed: list[str] = []
+
     def crash_on_marking_the_target(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        values = params.values() if isinstance(params, dict) else params
-        if statement.startswith("UPDATE stage_normalization_runs") and "rolled_back" in list(values):
+        values = list(params.values() if isinstance(params, dict) else params)
+        if crashed or (statement.startswith("UPDATE stage_normalization_runs") and "rolled_back" in values):
+            # The process dies right there (kill -9): nothing after it reaches the database, not even
+            # the run's failure record.
+            crashed.append(statement)
             raise CrashError
 
-    # The process dies right there (kill -9): nothing gets to record the failure.
-    monkeypatch.setattr(runner, "_record_failure", lambda *_args: None)
     event.listen(engine, "before_cursor_execute", crash_on_marking_the_target)
     try:
         with pytest.raises(CrashError):
             runner.execute_rollback(engine, columns, rollback_id, options)
     finally:
         event.remove(engine, "before_cursor_execute", crash_on_marking_the_target)
+    # The target's status, then (at least) the failure record, which the dead process never writes.
+    assert crashed[0].startswith("UPDATE stage_normalization_runs")
+    assert len(crashed) >= 2, crashed
     # Neither status changed: the rollback is not complete while its target still looks un-rolled-back.
     assert runner.get_run(engine, rollback_id)["status"] == "running"  # type: ignore[index]
     assert runner.get_run(engine, run.run_id)["status"] == "completed"  # type: ignore[index]
-    monkeypatch.undo()
     result = runner.execute_rollback(engine, columns, rollback_id, options, resumed=True)
     assert result.rows_changed == seeded.expected_changes()
     assert runner.get_run(engine, rollback_id)["status"] == "completed"  # type: ignore[index]
@@ -446,10 +464,9 @@ def test_legacy_values_written_behind_the_cursor_get_a_follow_up_run(
 
 
 def test_legacy_values_left_after_the_last_follow_up_are_reported(
-    engine: Engine, columns: list[StageColumn], database_url: str, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, columns: list[StageColumn], database_url: str
 ) -> None:
     seed_legacy(engine, companies=30, deals=5)
-    monkeypatch.setattr(runner, "MAX_FOLLOW_UP_RUNS", 0)
     writer = runner_engine(database_url)
 
     class WriteOnce(runner.NullProgress):
@@ -469,7 +486,7 @@ def test_legacy_values_left_after_the_last_follow_up_are_reported(
                     )
 
     try:
-        result = apply(engine, columns, progress=WriteOnce())
+        result = apply(engine, columns, progress=WriteOnce(), max_follow_up_runs=0)
     finally:
         writer.dispose()
     assert result.follow_up_runs == []
@@ -486,7 +503,6 @@ def test_postgresql_batch_replans_a_row_changed_between_survey_and_lock(
     engine: Engine,
     columns: list[StageColumn],
     database_url: str,
-    monkeypatch: pytest.MonkeyPatch,
     timing: str,
 ) -> None:
     """The PostgreSQL batch surveys its range without locks; a row rewritten to another legacy spelling
@@ -495,14 +511,20 @@ def test_postgresql_batch_replans_a_row_changed_between_survey_and_lock(
     seed_legacy(engine, companies=40, deals=5, legacy_share=0.5)
     writer = runner_engine(database_url)
     victim: dict[str, Any] = {}
-    survey = runner._survey_range
+    committers: list[threading.Thread] = []
 
-    def survey_then_rewrite(
-        connection: Any, column: StageColumn, after_key: Any, batch_size: int
-    ) -> tuple[int, Any, dict[str | None, int]]:
-        scanned, last_key, present = survey(connection, column, after_key, batch_size)
-        if victim or column.table_name != "portfolio_companies" or len(present) < 2:
+    class RewriteAfterTheSurvey(runner.PostgreSQLBackend):
+        """The real backend, with a concurrent writer striking between a batch's survey and its lock."""
+
+        def survey_range(
+            self, connection: Connection, column: StageColumn, after_key: Any, batch_size: int
+        ) -> tuple[int, Any, dict[str | None, int]]:
+            scanned, last_key, present = super().survey_range(connection, column, after_key, batch_size)
+            if not victim and column.table_name == "portfolio_companies" and len(present) >= 2:
+                rewrite_a_surveyed_row(last_key, present)
             return scanned, last_key, present
+
+    def rewrite_a_surveyed_row(last_key: Any, present: dict[str | None, int]) -> None:
         with writer.connect() as probe:
             row_id, value = probe.execute(
                 select(portfolio_companies.c.id, portfolio_companies.c.stage)
@@ -528,21 +550,38 @@ def test_postgresql_batch_replans_a_row_changed_between_survey_and_lock(
         if timing == "committed_before_the_lock":
             transaction.commit()
             holder.close()
-        else:
+            return
+        holder_pid = holder.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
 
-            def commit_later() -> None:
-                time.sleep(0.5)
-                transaction.commit()
-                holder.close()
+        def commit_once_the_batch_waits() -> None:
+            # Commit only after the batch is seen blocked on this transaction's row lock, so this case
+            # cannot silently turn into "committed before the lock".
+            deadline = time.monotonic() + 10
+            with writer.connect() as observer:
+                while time.monotonic() < deadline:
+                    blocked = observer.execute(
+                        text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
+                        {"pid": holder_pid},
+                    ).scalar_one()
+                    if blocked:
+                        victim["batch_waited"] = True
+                        break
+                    time.sleep(0.01)
+            transaction.commit()
+            holder.close()
 
-            threading.Thread(target=commit_later).start()
-        return scanned, last_key, present
+        committer = threading.Thread(target=commit_once_the_batch_waits)
+        committers.append(committer)
+        committer.start()
 
-    monkeypatch.setattr(runner, "_survey_range", survey_then_rewrite)
     try:
-        result = apply(engine, columns, batch_size=10)
+        result = apply(engine, columns, batch_size=10, backend=RewriteAfterTheSurvey())
     finally:
+        for committer in committers:
+            committer.join(timeout=30)
         writer.dispose()
+    assert not any(committer.is_alive() for committer in committers)
+    assert victim.get("batch_waited", False) == (timing == "committed_while_the_batch_waits"), victim
     assert victim, "the survey hook never fired"
     assert result.follow_up_runs == []  # handled inside the batch, not by a later run
     assert result.non_canonical_left == []

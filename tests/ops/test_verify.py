@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-from sqlalchemy import Engine, delete, insert, select, text
+from sqlalchemy import Connection, Engine, delete, insert, select, text
 
 from fundmodel.db.tables import deal_opportunities, portfolio_companies
 from fundmodel.ops import normalize as runner
@@ -147,14 +146,12 @@ def test_ordinary_inserts_and_deletes_during_and_after_a_run_do_not_fail_row_cou
     assert report.ok, report.to_json()
 
 
-def test_a_run_that_deletes_a_row_fails_row_counts(
-    engine: Engine, columns: list[StageColumn], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_run_that_deletes_a_row_fails_row_counts(engine: Engine, columns: list[StageColumn]) -> None:
     """Still a real check: a batch whose own transaction removes a row is caught (both backends)."""
     seed_legacy(engine, companies=40, deals=10)
     deleted: list[int] = []
 
-    def also_delete_the_first_company(connection: Any, column: StageColumn) -> None:
+    def also_delete_the_first_company(connection: Connection, column: StageColumn) -> None:
         if not deleted and column.table_name == "portfolio_companies":
             victim = connection.execute(
                 select(portfolio_companies.c.id).order_by(portfolio_companies.c.id).limit(1)
@@ -163,21 +160,20 @@ def test_a_run_that_deletes_a_row_fails_row_counts(
             deleted.append(victim)
 
     # The batch's write step (per backend) is where a buggy job would remove a row.
-    real_generic, real_postgresql = runner._write_changes_generic, runner._apply_mapping_postgresql
+    class DeletingPostgreSQL(runner.PostgreSQLBackend):
+        def apply_mapping(self, connection: Connection, column: StageColumn, *args: Any) -> Any:
+            written = super().apply_mapping(connection, column, *args)
+            also_delete_the_first_company(connection, column)
+            return written
 
-    def generic(connection: Any, column: StageColumn, *args: Any) -> Any:
-        written = real_generic(connection, column, *args)
-        also_delete_the_first_company(connection, column)
-        return written
+    class DeletingSQLite(runner.SQLiteBackend):
+        def write_changes(self, connection: Connection, column: StageColumn, *args: Any) -> int:
+            written = super().write_changes(connection, column, *args)
+            also_delete_the_first_company(connection, column)
+            return written
 
-    def postgresql(connection: Any, column: StageColumn, *args: Any) -> Any:
-        written = real_postgresql(connection, column, *args)
-        also_delete_the_first_company(connection, column)
-        return written
-
-    monkeypatch.setattr(runner, "_write_changes_generic", generic)
-    monkeypatch.setattr(runner, "_apply_mapping_postgresql", postgresql)
-    result = apply(engine, columns, batch_size=16)
+    backend = DeletingPostgreSQL() if engine.dialect.name == "postgresql" else DeletingSQLite()
+    result = apply(engine, columns, batch_size=16, backend=backend)
     assert deleted
     report = report_for(engine, columns)
     row_counts = check(report, "row_counts_unchanged")

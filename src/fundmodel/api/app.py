@@ -9,8 +9,9 @@ from functools import partial
 import anyio
 import anyio.to_thread
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -37,6 +38,9 @@ from fundmodel.validation import DeprecationPolicy, ModeState
 _log = structlog.get_logger("fundmodel.api")
 SWAGGER_UI_ASSETS = "/docs/assets"
 """Where the Swagger UI files of the swagger-ui-bundle-v2 package are served (no CDN)."""
+_ROUTERS: tuple[APIRouter, ...] = tuple(
+    module.router for module in (health, funds, companies, portfolio, monte_carlo, deprecations, ops)
+)
 
 
 def create_app(
@@ -50,7 +54,7 @@ def create_app(
     if configure_logs:
         configure_logging(resolved.log_level)
     metrics_registry = registry if registry is not None else CollectorRegistry()
-    metrics = ServiceMetrics(metrics_registry)
+    metrics = ServiceMetrics(metrics_registry, http_operations=served_operations())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -110,9 +114,20 @@ def create_app(
     # Database outages become 503 here, in one place, instead of a try/except in every service.
     app.add_exception_handler(SQLAlchemyError, handle_database_error)  # type: ignore[arg-type]
     app.add_middleware(RequestMiddleware, metrics=metrics)
-    for module in (health, funds, companies, portfolio, monte_carlo, deprecations, ops):
-        app.include_router(module.router)
+    for router in _ROUTERS:
+        app.include_router(router)
     return app
+
+
+def served_operations() -> tuple[tuple[str, str], ...]:
+    """(method, route template) of every documented operation: the routes the HTTP metrics know."""
+    return tuple(
+        (method, route.path)
+        for router in _ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.include_in_schema
+        for method in sorted(route.methods or ())
+    )
 
 
 def _serve_swagger_ui_offline(app: FastAPI) -> None:

@@ -22,7 +22,7 @@ from starlette.routing import Host, Match, Mount
 from starlette.types import Scope
 
 from fundmodel.apimodel import ApiModel
-from fundmodel.db.availability import unavailable_reason
+from fundmodel.db.availability import store_unavailable_error, unavailable_reason
 from fundmodel.errors import (
     AuthenticationError,
     ConflictError,
@@ -167,10 +167,10 @@ def _fundmodel_problem(request: Request, error: FundmodelError) -> JSONResponse:
 async def handle_database_error(request: Request, error: SQLAlchemyError) -> JSONResponse:
     """A database error raised anywhere in a request: 503 ``STORE_UNAVAILABLE`` when it is an outage.
 
-    Which errors are outages is decided in one place, :func:`fundmodel.db.availability.unavailable_reason`;
-    any other database error is a bug and is raised on, to be logged and answered 500 like every
-    unexpected error. Only the reason and the driver's error class are logged: the driver's message may
-    quote SQL and parameters.
+    The edge only renders: which errors are outages, and the domain error an outage becomes, are decided
+    in the store layer (:mod:`fundmodel.db.availability`); any other database error is a bug and is raised
+    on, to be logged and answered 500 like every unexpected error. Only the reason and the driver's error
+    class are logged: the driver's message may quote SQL and parameters.
     """
     reason = unavailable_reason(error)
     if reason is None:
@@ -186,10 +186,7 @@ async def handle_database_error(request: Request, error: SQLAlchemyError) -> JSO
         sqlstate=getattr(driver_error, "sqlstate", None),
         path=request.url.path,
     )
-    unavailable = StoreUnavailableError(
-        f"the database is unavailable ({reason.value.replace('_', ' ')}); retry later"
-    )
-    return _fundmodel_problem(request, unavailable)
+    return _fundmodel_problem(request, store_unavailable_error(reason))
 
 
 async def _handle_request_validation(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -68,15 +68,7 @@ def set_mode(
     engine, store = _open_store()
     with missing_schema_explained(engine):
         change = store.set(mode, canary, actor=actor, reason=reason, source="manual")
-    log_mode_change(
-        change.old.mode.value,
-        change.new.mode.value,
-        change.actor,
-        change.reason,
-        change.source,
-        old_canary_percent=change.old.canary_percent,
-        new_canary_percent=change.new.canary_percent,
-    )
+    log_mode_change(change)
     typer.echo(f"mode: {change.old.describe()} -> {change.new.describe()} (audit #{change.audit_id})")
 
 

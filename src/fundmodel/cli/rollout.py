@@ -7,14 +7,13 @@ Exit codes of ``status``: 0 the next step is allowed, 1 it is blocked (a gate fa
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,13 +21,26 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
 
+from fundmodel.cli.common import (
+    DEFAULT_BACKUP_DIR,
+    EXIT_FAILURE,
+    BackupDirOption,
+    DatabaseUrlOption,
+    JsonOption,
+    database_url_or_settings,
+    one_line_errors,
+    print_json,
+)
+from fundmodel.cli.common import (
+    EXIT_USAGE as EXIT_USAGE,  # re-exported: the exit codes of every rollout command, in one place
+)
 from fundmodel.cli.database import missing_schema_explained, open_existing_database
 from fundmodel.db.mode_store import ModeChange, ModeStore
-from fundmodel.errors import ConfigurationError, FundmodelError, InvalidInputError
+from fundmodel.errors import FundmodelError, InvalidInputError
 from fundmodel.observability.logging import configure_logging
 from fundmodel.observability.mode_events import log_mode_change
 from fundmodel.rollout.config import format_duration, load_gate_config
-from fundmodel.rollout.controller import RolloutController, RolloutStatus, Verdict, gate_json
+from fundmodel.rollout.controller import RolloutController, RolloutStatus, StepResult, Verdict, gate_json
 from fundmodel.rollout.data_checks import StoredDataChecks
 from fundmodel.rollout.gates import GateResult, GateStatus
 from fundmodel.rollout.measurements import PrometheusMeasurements
@@ -37,8 +49,7 @@ from fundmodel.rollout.prometheus import PrometheusClient
 from fundmodel.validation import ModeState
 
 EXIT_ALLOWED = 0
-EXIT_BLOCKED = 1
-EXIT_USAGE = 2
+EXIT_BLOCKED = EXIT_FAILURE
 EXIT_WARN_OVERDUE = 3
 EXIT_COMPLETE = 4
 STATUS_EXIT_CODES = {
@@ -47,13 +58,8 @@ STATUS_EXIT_CODES = {
     Verdict.WARN_OVERDUE: EXIT_WARN_OVERDUE,
     Verdict.COMPLETE: EXIT_COMPLETE,
 }
-DEFAULT_BACKUP_DIR = Path("var/backups")
 _COLOURS = {GateStatus.PASS: "green", GateStatus.FAIL: "red", GateStatus.NO_DATA: "yellow"}
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-DatabaseUrlOption = Annotated[
-    str | None, typer.Option("--database-url", help="Mode store database (default: DATABASE_URL).")
-]
 PrometheusUrlOption = Annotated[
     str | None,
     typer.Option("--prometheus-url", help="Prometheus base URL (default: PROMETHEUS_URL)."),
@@ -61,14 +67,6 @@ PrometheusUrlOption = Annotated[
 GatesFileOption = Annotated[
     Path | None,
     typer.Option("--gates-file", help="TOML file overriding gate thresholds (default: ROLLOUT_GATES_FILE)."),
-]
-BackupDirOption = Annotated[
-    Path,
-    typer.Option(
-        "--backup-dir",
-        envvar="FUNDMODEL_BACKUP_DIR",
-        help="Where `fundmodel db backup` writes backups (for the backup-fresh gate).",
-    ),
 ]
 ActorOption = Annotated[
     str | None, typer.Option("--actor", help="Who makes the change (default: the login name).")
@@ -92,7 +90,7 @@ def _controller(sources: _Sources) -> Iterator[RolloutController]:
     if "max_warn_duration" in settings.model_fields_set:
         overrides["max_warn_duration"] = settings.max_warn_duration
     config = load_gate_config(sources.gates_file or settings.rollout_gates_file, **overrides)
-    engine: Engine = open_existing_database(sources.database_url or settings.database_url)
+    engine: Engine = open_existing_database(database_url_or_settings(sources.database_url))
     url = sources.prometheus_url or settings.prometheus_url
     client = PrometheusClient(url, timeout=settings.prometheus_timeout_seconds) if url else None
     try:
@@ -110,23 +108,6 @@ def _controller(sources: _Sources) -> Iterator[RolloutController]:
         engine.dispose()
 
 
-def _fail(message: str, code: int, *, as_json: bool, extra: dict[str, Any] | None = None) -> NoReturn:
-    if as_json:
-        typer.echo(json.dumps({"ok": False, "error": {"detail": message, **(extra or {})}}, default=str))
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def _one_line_errors(as_json: bool) -> Iterator[None]:
-    try:
-        yield
-    except (ConfigurationError, InvalidInputError) as exc:
-        _fail(exc.detail, EXIT_USAGE, as_json=as_json, extra={"code": exc.code})
-    except FundmodelError as exc:
-        _fail(exc.detail, EXIT_BLOCKED, as_json=as_json, extra={"code": exc.code, **exc.extra})
-
-
 def _log_change(change: ModeChange | None) -> None:
     """The same ``stage_validation_mode_changed`` event as every other mode change, on stderr."""
     if change is None or not change.changed:
@@ -134,15 +115,7 @@ def _log_change(change: ModeChange | None) -> None:
     from fundmodel.settings import get_settings
 
     configure_logging(get_settings().log_level, stream=sys.stderr)
-    log_mode_change(
-        change.old.mode.value,
-        change.new.mode.value,
-        change.actor,
-        change.reason,
-        change.source,
-        old_canary_percent=change.old.canary_percent,
-        new_canary_percent=change.new.canary_percent,
-    )
+    log_mode_change(change)
 
 
 def _actor(explicit: str | None) -> str:
@@ -254,6 +227,19 @@ def change_json(change: ModeChange) -> dict[str, Any]:
     }
 
 
+def _print_step(result: StepResult, *, as_json: bool, with_gates: bool = False) -> None:
+    """What a step did: its message, or the JSON document with the change (and the gates it passed)."""
+    if not as_json:
+        Console().print(result.message)
+        return
+    document: dict[str, Any] = {"ok": True, "message": result.message}
+    if with_gates:
+        document["gates"] = [gate_json(gate) for gate in result.gates]
+    if result.change is not None:
+        document["change"] = change_json(result.change)
+    print_json(document)
+
+
 # --- commands ------------------------------------------------------------------------------------
 
 rollout_app = typer.Typer(
@@ -273,10 +259,10 @@ def status_command(
 ) -> None:
     """Current phase, time in it, and every gate of the next step. Exit 0 only when the step is allowed."""
     sources = _Sources(database_url, prometheus_url, gates_file, backup_dir)
-    with _one_line_errors(as_json), _controller(sources) as controller:
+    with one_line_errors(as_json), _controller(sources) as controller:
         status = controller.status()
     if as_json:
-        typer.echo(json.dumps({"ok": True, **status.to_json()}, indent=2, default=str))
+        print_json({"ok": True, **status.to_json()})
     else:
         _render_status(status, Console())
     raise typer.Exit(STATUS_EXIT_CODES[status.verdict])
@@ -302,7 +288,7 @@ def advance_command(
     backup_dir: BackupDirOption = DEFAULT_BACKUP_DIR,
 ) -> None:
     """Move one step along the ladder when every gate passes."""
-    with _one_line_errors(as_json):
+    with one_line_errors(as_json):
         target: Phase | None = parse_phase(to) if to is not None else None
         who = _actor(actor)
         with _controller(_Sources(database_url, prometheus_url, gates_file, backup_dir)) as controller:
@@ -315,13 +301,7 @@ def advance_command(
                     Console(stderr=True).print(_gates_table(shown, "gates"))
                 raise
     _log_change(result.change)
-    if as_json:
-        document = {"ok": True, "message": result.message, "gates": [gate_json(g) for g in result.gates]}
-        if result.change is not None:
-            document["change"] = change_json(result.change)
-        typer.echo(json.dumps(document, indent=2, default=str))
-    else:
-        Console().print(result.message)
+    _print_step(result, as_json=as_json, with_gates=True)
 
 
 @rollout_app.command("rollback")
@@ -332,19 +312,13 @@ def rollback_command(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Go back to warn at once from any enforce percentage."""
-    with _one_line_errors(as_json):
+    with one_line_errors(as_json):
         who = _actor(actor)
         sources = _Sources(database_url, None, None, DEFAULT_BACKUP_DIR)
         with _controller(sources) as controller:
             result = controller.rollback(actor=who, reason=reason)
     _log_change(result.change)
-    if as_json:
-        document: dict[str, Any] = {"ok": True, "message": result.message}
-        if result.change is not None:
-            document["change"] = change_json(result.change)
-        typer.echo(json.dumps(document, indent=2, default=str))
-    else:
-        Console().print(result.message)
+    _print_step(result, as_json=as_json)
 
 
 @rollout_app.command("extend-warn")
@@ -359,18 +333,12 @@ def extend_warn_command(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Record a decision to keep warn past MAX_WARN_DURATION, for named clients, until a date."""
-    with _one_line_errors(as_json):
+    with one_line_errors(as_json):
         deadline = _parse_until(until)
         who = _actor(actor)
         with _controller(_Sources(database_url, None, None, DEFAULT_BACKUP_DIR)) as controller:
             result = controller.extend_warn(actor=who, reason=reason, until=deadline, clients=client or [])
-    if as_json:
-        document: dict[str, Any] = {"ok": True, "message": result.message}
-        if result.change is not None:
-            document["change"] = change_json(result.change)
-        typer.echo(json.dumps(document, indent=2, default=str))
-    else:
-        Console().print(result.message)
+    _print_step(result, as_json=as_json)
 
 
 @rollout_app.command("history")
@@ -381,12 +349,10 @@ def history_command(
 ) -> None:
     """Audited mode changes (rollout steps, manual changes, automatic downgrades), newest first."""
     sources = _Sources(database_url, None, None, DEFAULT_BACKUP_DIR)
-    with _one_line_errors(as_json), _controller(sources) as controller:
+    with one_line_errors(as_json), _controller(sources) as controller:
         changes = controller.history(limit)
     if as_json:
-        typer.echo(
-            json.dumps({"ok": True, "changes": [change_json(c) for c in changes]}, indent=2, default=str)
-        )
+        print_json({"ok": True, "changes": [change_json(c) for c in changes]})
     else:
         _render_history(changes, Console())
 

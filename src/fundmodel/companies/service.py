@@ -20,7 +20,7 @@ from fundmodel.db.tables import portfolio_companies
 from fundmodel.db.values import as_utc
 from fundmodel.errors import ConflictError, InvalidInputError, NotFoundError
 from fundmodel.funds.service import require_fund
-from fundmodel.pagination import encode_cursor
+from fundmodel.pagination import fetch_page
 from fundmodel.stages import Stage, normalize_stage
 
 _SHOWN_IDS = 10
@@ -48,9 +48,7 @@ def list_companies(
     after_id: int | None,
 ) -> CompanyPage:
     table = portfolio_companies
-    query = select(table).where(table.c.fund_id == fund_id).order_by(table.c.id).limit(limit + 1)
-    if after_id is not None:
-        query = query.where(table.c.id > after_id)
+    query = select(table).where(table.c.fund_id == fund_id)
     with engine.connect() as connection:
         require_fund(connection, fund_id)
         if stage is not None:
@@ -58,10 +56,8 @@ def list_companies(
             if not spellings:
                 return CompanyPage(items=[], next_cursor=None)
             query = query.where(table.c.stage.in_(spellings))
-        rows = connection.execute(query).all()
-    items = [to_company(row._mapping) for row in rows[:limit]]
-    next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
-    return CompanyPage(items=items, next_cursor=next_cursor)
+        page = fetch_page(connection, query, table.c.id, limit=limit, after_id=after_id, to_item=to_company)
+    return CompanyPage(items=page.items, next_cursor=page.next_cursor)
 
 
 def create_company(engine: Engine, fund_id: int, body: CompanyCreate, stored_stage: str) -> Company:

@@ -1,10 +1,13 @@
-"""Is a database error an outage (retry later) or a bug? The one place that tells them apart.
+"""What a database error means to the domain: the one place that decides it.
 
-The HTTP edge turns an error classified here into ``StoreUnavailableError`` (503 with ``Retry-After``) in
-one exception handler, so services raise SQLAlchemy errors as they come and need no try/except of their
-own; everything not classified stays an unexpected error (500). An outage is something that goes away
-without a code change: no server, a lost connection, a full connection table, a timeout, a locked SQLite
-file. Undefined tables, bad SQL and constraint violations are never outages.
+An outage is something that goes away without a code change: no server, a lost connection, a full
+connection table, a timeout, a locked SQLite file. It becomes ``StoreUnavailableError`` (503 with
+``Retry-After`` at the HTTP edge, a one-line message and a non-zero exit in the CLI) through
+:func:`store_unavailable_error`; services raise SQLAlchemy errors as they come and need no try/except of
+their own, because the edge's one handler asks this module. Undefined tables, bad SQL and constraint
+violations are never outages: they stay unexpected errors (500), unless a service gives a constraint
+a domain meaning where it writes (a duplicate name is a ``ConflictError``). docs/architecture.md,
+"Database errors", states the policy.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import psycopg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-__all__ = ["UnavailableReason", "unavailable_reason"]
+from fundmodel.errors import StoreUnavailableError
+
+__all__ = ["UnavailableReason", "store_unavailable_error", "unavailable_reason"]
 
 
 class UnavailableReason(StrEnum):
@@ -63,6 +68,13 @@ def unavailable_reason(error: BaseException) -> UnavailableReason | None:
     if isinstance(original, sqlite3.Error):
         return _sqlite_reason(original)
     return UnavailableReason.CONNECTION if error.connection_invalidated else None
+
+
+def store_unavailable_error(reason: UnavailableReason) -> StoreUnavailableError:
+    """The domain error an outage becomes; its detail names the reason and never the driver's message."""
+    return StoreUnavailableError(
+        f"the database is unavailable ({reason.value.replace('_', ' ')}); retry later"
+    )
 
 
 def _postgres_reason(error: psycopg.Error, *, invalidated: bool) -> UnavailableReason | None:

@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from enum import StrEnum
+from typing import Any, TypeVar, overload
 
 from sqlalchemy import Connection, Engine, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -29,7 +30,19 @@ from fundmodel.validation import ModeState, ValidationMode
 STATE_ROW_ID = 1
 MAX_ACTOR_LENGTH = 100
 MAX_REASON_LENGTH = 1000
-MODE_CHANGE_SOURCES = frozenset({"manual", "alertmanager", "rollout"})
+
+
+class ModeChangeSource(StrEnum):
+    """Which path changed the mode: the audit row's ``source`` and the mode-change metric's label."""
+
+    MANUAL = "manual"
+    ALERTMANAGER = "alertmanager"
+    ROLLOUT = "rollout"
+
+    __hash__ = str.__hash__
+
+
+MODE_CHANGE_SOURCES = frozenset(ModeChangeSource)
 _WRITE_ATTEMPTS = 20
 _RETRY_BACKOFF_SECONDS = 0.005
 _T = TypeVar("_T")
@@ -61,6 +74,18 @@ class ModeChange:
     @property
     def changed(self) -> bool:
         return self.old != self.new
+
+
+@dataclass(frozen=True, slots=True)
+class ModeWriteRefused:
+    """A conditional write whose ``only_if`` refused the stored state: nothing was written."""
+
+    current: ModeState
+    """The state the condition was checked against (what the store holds)."""
+
+
+ConditionalWrite = ModeChange | ModeWriteRefused
+"""What a write with ``only_if`` gives back: the audited change, or why nothing was written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +158,32 @@ class ModeStore:
                 self._cached = _Cached(stored, self._clock())
         return True
 
+    @overload
+    def set(
+        self,
+        mode: ValidationMode,
+        canary_percent: float = ...,
+        *,
+        actor: str,
+        reason: str,
+        source: str = ...,
+        extra: Mapping[str, Any] | None = ...,
+        only_if: None = ...,
+    ) -> ModeChange: ...
+
+    @overload
+    def set(
+        self,
+        mode: ValidationMode,
+        canary_percent: float = ...,
+        *,
+        actor: str,
+        reason: str,
+        source: str = ...,
+        extra: Mapping[str, Any] | None = ...,
+        only_if: Callable[[ModeState], bool],
+    ) -> ConditionalWrite: ...
+
     def set(
         self,
         mode: ValidationMode,
@@ -140,14 +191,15 @@ class ModeStore:
         *,
         actor: str,
         reason: str,
-        source: str = "manual",
+        source: str = ModeChangeSource.MANUAL,
         extra: Mapping[str, Any] | None = None,
         only_if: Callable[[ModeState], bool] | None = None,
-    ) -> ModeChange:
+    ) -> ConditionalWrite:
         """Write a new mode with its audit row, atomically.
 
         ``only_if`` is checked against the state inside the write (e.g. "only when enforcing", for the
-        auto-downgrade): when it returns False nothing is written and the change has ``audit_id == 0``.
+        auto-downgrade): when it returns False nothing is written and the result is a
+        :class:`ModeWriteRefused`. Without ``only_if`` the result is always the :class:`ModeChange`.
         """
         request = ModeWriteRequest.checked(
             mode, canary_percent, actor=actor, reason=reason, source=source, extra=extra
@@ -269,10 +321,16 @@ class ModeTransaction:
             str(row.updated_by),
         )
 
+    @overload
+    def write(self, request: ModeWriteRequest, only_if: None = ...) -> ModeChange: ...
+
+    @overload
+    def write(self, request: ModeWriteRequest, only_if: Callable[[ModeState], bool]) -> ConditionalWrite: ...
+
     def write(
         self, request: ModeWriteRequest, only_if: Callable[[ModeState], bool] | None = None
-    ) -> ModeChange:
-        """Write the change with its audit row; ``audit_id == 0`` when ``only_if`` refuses the state."""
+    ) -> ConditionalWrite:
+        """Write the change with its audit row (:class:`ModeWriteRefused` when ``only_if`` refuses)."""
         state = stage_validation_state
         now = datetime.now(UTC)
         row = self._locked_row()
@@ -290,7 +348,7 @@ class ModeTransaction:
         )
         if only_if is not None and not only_if(old):
             self.observed = StoredMode(old, int(row.version) if row else 0, None, None)
-            return ModeChange(0, old, old, actor, reason, source, now, extra)
+            return ModeWriteRefused(old)
         values = {
             "mode": new.mode.value,
             "canary_percent": new.canary_percent,

@@ -12,18 +12,15 @@ from fundmodel.db.tables import funds
 from fundmodel.db.values import as_utc
 from fundmodel.errors import ConflictError, NotFoundError
 from fundmodel.funds.models import Fund, FundCreate, FundPage
-from fundmodel.pagination import encode_cursor
+from fundmodel.pagination import fetch_page
 
 
 def list_funds(engine: Engine, *, limit: int, after_id: int | None) -> FundPage:
-    query = select(funds).order_by(funds.c.id).limit(limit + 1)
-    if after_id is not None:
-        query = query.where(funds.c.id > after_id)
     with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    page = [_to_fund(row._mapping) for row in rows[:limit]]
-    next_cursor = encode_cursor(page[-1].id) if len(rows) > limit else None
-    return FundPage(items=page, next_cursor=next_cursor)
+        page = fetch_page(
+            connection, select(funds), funds.c.id, limit=limit, after_id=after_id, to_item=_to_fund
+        )
+    return FundPage(items=page.items, next_cursor=page.next_cursor)
 
 
 def create_fund(engine: Engine, body: FundCreate) -> Fund:

@@ -22,7 +22,14 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine
 
-from fundmodel.db.mode_store import ModeChange, ModeStore, ModeTransaction, ModeWriteRequest
+from fundmodel.db.mode_store import (
+    ModeChange,
+    ModeChangeSource,
+    ModeStore,
+    ModeTransaction,
+    ModeWriteRefused,
+    ModeWriteRequest,
+)
 from fundmodel.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -55,7 +62,7 @@ __all__ = [
     "WebhookOutcome",
 ]
 
-AUDIT_SOURCE = "alertmanager"
+AUDIT_SOURCE = ModeChangeSource.ALERTMANAGER
 AUTO_DOWNGRADE_ACTOR = "alertmanager"
 _MAX_LABEL_CHARS = 200
 _MAX_URL_CHARS = 500
@@ -178,7 +185,7 @@ class AutoDowngrade:
             # "duplicate": every key belonged to another copy; "unchanged": already lenient, but the
             # delivery is remembered so a repeat after an operator re-enables enforce stays a duplicate.
             return WebhookOutcome(plan.result, current, current, len(requests), None), None
-        change = transaction.write(
+        written = transaction.write(
             ModeWriteRequest.checked(
                 ValidationMode(plan.target_mode),
                 current.canary_percent,
@@ -189,27 +196,21 @@ class AutoDowngrade:
             ),
             only_if=lambda state: state.mode is ValidationMode.ENFORCE,
         )
-        if change.audit_id == 0:  # unreachable while the row stays locked; never mark a non-change
-            return WebhookOutcome("unchanged", change.old, change.new, len(requests), None), None
-        mark_downgraded(transaction.connection, sorted(claimed), audit_id=change.audit_id)
+        if isinstance(written, ModeWriteRefused):
+            # Unreachable while the row stays locked; never mark a non-change as a downgrade.
+            unchanged = written.current
+            return WebhookOutcome("unchanged", unchanged, unchanged, len(requests), None), None
+        mark_downgraded(transaction.connection, sorted(claimed), audit_id=written.audit_id)
         return (
-            WebhookOutcome("downgraded", change.old, change.new, len(requests), change.audit_id),
-            change,
+            WebhookOutcome("downgraded", written.old, written.new, len(requests), written.audit_id),
+            written,
         )
 
     def _applied(self, change: ModeChange) -> None:
         """This worker applies the downgrade at once, counts and logs it (the others within the TTL)."""
-        self._metrics.count_mode_change(AUDIT_SOURCE)
+        self._metrics.refresh_mode_change_counts()
         self._metrics.set_mode(change.new.mode.value, change.new.canary_percent)
-        log_mode_change(
-            change.old.mode.value,
-            change.new.mode.value,
-            change.actor,
-            change.reason,
-            change.source,
-            old_canary_percent=change.old.canary_percent,
-            new_canary_percent=change.new.canary_percent,
-        )
+        log_mode_change(change)
 
 
 def _group_key(payload: AlertmanagerPayload) -> str:

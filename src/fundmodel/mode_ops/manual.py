@@ -6,7 +6,7 @@ route is for development and staging unless ``ALLOW_PRODUCTION_MODE_PUT=true`` o
 
 from __future__ import annotations
 
-from fundmodel.db.mode_store import ModeChange, ModeStore
+from fundmodel.db.mode_store import ModeChange, ModeChangeSource, ModeStore
 from fundmodel.errors import PermissionDeniedError
 from fundmodel.observability.metrics import ServiceMetrics
 from fundmodel.observability.mode_events import log_mode_change
@@ -15,7 +15,7 @@ from fundmodel.validation import ValidationMode
 
 __all__ = ["MANUAL_SOURCE", "set_mode_over_http"]
 
-MANUAL_SOURCE = "manual"
+MANUAL_SOURCE = ModeChangeSource.MANUAL
 
 
 def set_mode_over_http(
@@ -43,15 +43,7 @@ def set_mode_over_http(
         source=MANUAL_SOURCE,
         extra={"via": "http"},
     )
-    metrics.count_mode_change(MANUAL_SOURCE)
+    metrics.refresh_mode_change_counts()
     metrics.set_mode(change.new.mode.value, change.new.canary_percent)
-    log_mode_change(
-        change.old.mode.value,
-        change.new.mode.value,
-        change.actor,
-        change.reason,
-        change.source,
-        old_canary_percent=change.old.canary_percent,
-        new_canary_percent=change.new.canary_percent,
-    )
+    log_mode_change(change)
     return change

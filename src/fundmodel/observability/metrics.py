@@ -45,13 +45,14 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
+from fundmodel.db.mode_store import ModeChangeSource
 from fundmodel.errors import ConfigurationError
 from fundmodel.observability.mode_change_counts import ModeChangeCounts
+from fundmodel.validation import Cohort, Outcome, ValidationMode
 
 __all__ = [
     "COHORTS",
     "DATABASE_UNAVAILABLE_REASONS",
-    "DEFAULT_HTTP_OPERATIONS",
     "DEFAULT_VALIDATED_ENDPOINTS",
     "HTTP_DURATION_BUCKETS",
     "HTTP_METHODS",
@@ -74,18 +75,12 @@ __all__ = [
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OTHER = "other"
 
-VALIDATION_MODES: tuple[str, ...] = ("off", "warn", "enforce")
-VALIDATION_OUTCOMES: tuple[str, ...] = (
-    "valid",
-    "normalized_alias",
-    "unknown_accepted",
-    "would_reject",
-    "rejected",
-    "malformed",
-)
-COHORTS: tuple[str, ...] = ("canary", "baseline")
+# Label sets derived from the enums they mirror, in their declaration order.
+VALIDATION_MODES: tuple[str, ...] = tuple(mode.value for mode in ValidationMode)
+VALIDATION_OUTCOMES: tuple[str, ...] = tuple(outcome.value for outcome in Outcome)
+COHORTS: tuple[str, ...] = tuple(cohort.value for cohort in Cohort)
 STATUS_CLASSES: tuple[str, ...] = ("2xx", "3xx", "4xx", "5xx")
-MODE_CHANGE_SOURCES: tuple[str, ...] = ("manual", "alertmanager", "rollout")
+MODE_CHANGE_SOURCES: tuple[str, ...] = tuple(source.value for source in ModeChangeSource)
 WEBHOOK_RESULTS: tuple[str, ...] = (
     "downgraded",  # enforce -> warn written to the store
     "unchanged",  # matching firing alert, but the mode was already warn or off
@@ -115,29 +110,6 @@ DEFAULT_VALIDATED_ENDPOINTS: tuple[str, ...] = (
     "/api/portfolio/strategies",
     "/api/portfolio/strategies/{id}",
     "/api/funds/{fundId}/companies",
-)
-
-# (method, route template) of every operation the service serves; pre-created for the HTTP metrics.
-DEFAULT_HTTP_OPERATIONS: tuple[tuple[str, str], ...] = (
-    ("GET", "/api/funds"),
-    ("POST", "/api/funds"),
-    ("GET", "/api/funds/{fundId}"),
-    ("POST", "/api/monte-carlo/simulate"),
-    ("POST", "/api/monte-carlo/compare"),
-    ("GET", "/api/portfolio/strategies"),
-    ("POST", "/api/portfolio/strategies"),
-    ("GET", "/api/portfolio/strategies/{id}"),
-    ("PUT", "/api/portfolio/strategies/{id}"),
-    ("GET", "/api/funds/{fundId}/companies"),
-    ("POST", "/api/funds/{fundId}/companies"),
-    ("PATCH", "/api/funds/{fundId}/allocations"),
-    ("GET", "/api/deprecations"),
-    ("POST", "/_ops/stage-validation/auto-downgrade"),
-    ("GET", "/_ops/stage-validation/mode"),
-    ("PUT", "/_ops/stage-validation/mode"),
-    ("GET", "/healthz"),
-    ("GET", "/readyz"),
-    ("GET", "/metrics"),
 )
 
 # 5 µs .. 10 ms with an exact boundary at 1 ms (the p99 alert threshold), finer around it.
@@ -187,14 +159,19 @@ def _lookup(known: Iterable[str]) -> dict[str, str]:
 
 
 class ServiceMetrics:
-    """The service's metrics, registered in the registry the app owns (tests pass a fresh one)."""
+    """The service's metrics, registered in the registry the app owns (tests pass a fresh one).
+
+    ``http_operations`` are the (method, route template) pairs the app serves: the app factory passes
+    its own routes, so this module never imports the web layer and a new route is never ``"other"``.
+    Routes not among them are recorded as ``"other"``.
+    """
 
     def __init__(
         self,
         registry: CollectorRegistry,
         *,
         endpoints: Sequence[str] = DEFAULT_VALIDATED_ENDPOINTS,
-        http_operations: Sequence[tuple[str, str]] = DEFAULT_HTTP_OPERATIONS,
+        http_operations: Sequence[tuple[str, str]] = (),
     ) -> None:
         self._endpoints = {_template_key(e): e for e in endpoints}
         self._routes = {_template_key(route): route for _, route in http_operations}
@@ -371,12 +348,12 @@ class ServiceMetrics:
         """Collectors computed when scraped, outside ``PROMETHEUS_MULTIPROC_DIR`` (see render_metrics)."""
         return (self.mode_changes,)
 
-    def count_mode_change(self, source: str) -> None:
-        """This process wrote a change (already in the audit table, under ``source``): show it at once.
+    def refresh_mode_change_counts(self) -> None:
+        """This process wrote a change (already in the audit table): the next scrape re-reads the counts.
 
-        The count itself comes from the audit table, so changes made by other processes count too.
+        The counts themselves come from the audit table (by its ``source`` column), so changes made by
+        other processes count too.
         """
-        del source  # the audit row carries it
         self.mode_changes.invalidate()
 
     def count_mode_store_error(self) -> None:

@@ -1,12 +1,19 @@
-"""The ``stage_validation_mode_changed`` log event, emitted for every validation-mode change."""
+"""The ``stage_validation_mode_changed`` log event, emitted for every validation-mode change.
+
+Every path that changes the mode (``fundmodel mode set``, ``fundmodel rollout``, the auto-downgrade, the
+ops ``PUT``) logs the audited :class:`~fundmodel.db.mode_store.ModeChange` it wrote through this one call.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 
 from fundmodel.observability.sanitize import escape_log_text
+
+if TYPE_CHECKING:
+    from fundmodel.db.mode_store import ModeChange
 
 __all__ = ["MODE_CHANGED_EVENT", "log_mode_change"]
 
@@ -15,28 +22,17 @@ MAX_ACTOR_CHARS = 128
 MAX_REASON_CHARS = 1000
 
 
-def log_mode_change(
-    old: str,
-    new: str,
-    actor: str,
-    reason: str,
-    source: str,
-    *,
-    old_canary_percent: float | None = None,
-    new_canary_percent: float | None = None,
-    logger: Any = None,
-) -> None:
+def log_mode_change(change: ModeChange) -> None:
     """Log a mode change (old -> new) with who made it, why, and through which path."""
-    log = logger if logger is not None else structlog.get_logger("fundmodel.stages")
-    fields: dict[str, Any] = {
-        "old": escape_log_text(old, MAX_ACTOR_CHARS),
-        "new": escape_log_text(new, MAX_ACTOR_CHARS),
-        "actor": escape_log_text(actor, MAX_ACTOR_CHARS),
-        "reason": escape_log_text(reason, MAX_REASON_CHARS),
-        "source": escape_log_text(source, MAX_ACTOR_CHARS),
-    }
-    if old_canary_percent is not None:
-        fields["old_canary_percent"] = old_canary_percent
-    if new_canary_percent is not None:
-        fields["new_canary_percent"] = new_canary_percent
-    log.warning(MODE_CHANGED_EVENT, **fields)
+    # Looked up at each call, not cached at import: the CLI configures its stderr logging right before
+    # a change, and a logger bound on first use would keep writing to the stream of an earlier setup.
+    structlog.get_logger("fundmodel.stages").warning(
+        MODE_CHANGED_EVENT,
+        old=escape_log_text(change.old.mode.value, MAX_ACTOR_CHARS),
+        new=escape_log_text(change.new.mode.value, MAX_ACTOR_CHARS),
+        actor=escape_log_text(change.actor, MAX_ACTOR_CHARS),
+        reason=escape_log_text(change.reason, MAX_REASON_CHARS),
+        source=escape_log_text(change.source, MAX_ACTOR_CHARS),
+        old_canary_percent=change.old.canary_percent,
+        new_canary_percent=change.new.canary_percent,
+    )

@@ -38,8 +38,15 @@ from fundmodel.errors import (
     OperationRefusedError,
 )
 
-MANIFEST_FORMAT = "fundmodel-backup/1"
-MANIFEST_SUFFIX = ".manifest.json"
+# The manifest's names stay importable from here, where they have always been.
+from fundmodel.ops.backup_manifest import MANIFEST_FORMAT as MANIFEST_FORMAT
+from fundmodel.ops.backup_manifest import MANIFEST_SUFFIX as MANIFEST_SUFFIX
+from fundmodel.ops.backup_manifest import BackupManifest as BackupManifest
+from fundmodel.ops.backup_manifest import ManifestTable as ManifestTable
+from fundmodel.ops.backup_manifest import load_manifest as load_manifest
+from fundmodel.ops.backup_manifest import manifest_path_for as manifest_path_for
+from fundmodel.ops.backup_manifest import parse_created_at as parse_created_at
+
 VERIFICATION_FORMAT = "fundmodel-backup-verification/1"
 VERIFICATION_SUFFIX = ".verified.json"
 KIND_POSTGRESQL = "postgresql-custom"
@@ -54,7 +61,7 @@ _CHUNK = 1 << 20
 class BackupResult:
     file: Path
     manifest_file: Path
-    manifest: dict[str, Any]
+    manifest: BackupManifest
     pruned: tuple[Path, ...] = ()
 
 
@@ -63,7 +70,7 @@ class VerifiedBackup:
     """A backup the gate accepted: fresh, intact, and restored by ``verify-backup`` as it is now."""
 
     file: Path
-    manifest: dict[str, Any]
+    manifest: BackupManifest
     verification: dict[str, Any]
 
     @property
@@ -76,7 +83,7 @@ class VerifiedBackup:
         rows = sum(int(table.get("rows", 0)) for table in self.verification.get("tables", []))
         return (
             f"{self.file.name}: of this database, covers the stage tables, created "
-            f"{self.manifest['created_at']} ({hours:.1f} h old), size and SHA-256 match the manifest, and "
+            f"{self.manifest.created_at} ({hours:.1f} h old), size and SHA-256 match the manifest, and "
             f"verify-backup restored exactly these bytes at {self.verification['verified_at']} "
             f"({rows} rows, counts as in the manifest)"
         )
@@ -100,8 +107,8 @@ def database_identity(url: URL) -> dict[str, Any]:
     }
 
 
-def same_database(manifest: dict[str, Any], url: URL) -> bool:
-    recorded = manifest.get("database", {})
+def same_database(manifest: BackupManifest, url: URL) -> bool:
+    recorded = manifest.database
     current = database_identity(url)
     keys = ("dialect", "path") if current["dialect"] == "sqlite" else ("dialect", "host", "port", "database")
     return all(recorded.get(key) == current.get(key) for key in keys)
@@ -115,36 +122,15 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def manifest_path_for(backup_file: Path) -> Path:
-    return backup_file.with_name(backup_file.name + MANIFEST_SUFFIX)
-
-
-def load_manifest(backup_file: Path) -> dict[str, Any]:
-    manifest_file = manifest_path_for(backup_file)
-    if not backup_file.is_file():
-        raise IntegrityCheckError(f"backup file {backup_file} does not exist")
-    try:
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise IntegrityCheckError(
-            f"backup {backup_file.name} has no manifest ({manifest_file.name})"
-        ) from None
-    except ValueError:
-        raise IntegrityCheckError(f"manifest {manifest_file.name} is not valid JSON") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise IntegrityCheckError(f"manifest {manifest_file.name} is not a {MANIFEST_FORMAT} manifest")
-    return manifest
-
-
-def check_checksum(backup_file: Path, manifest: dict[str, Any]) -> None:
+def check_checksum(backup_file: Path, manifest: BackupManifest) -> None:
     """Size, then SHA-256, against the manifest: catches truncation and corruption."""
     size = backup_file.stat().st_size
-    if size != manifest.get("size_bytes"):
+    if size != manifest.size_bytes:
         raise IntegrityCheckError(
-            f"backup {backup_file.name} is {size} bytes, manifest says {manifest.get('size_bytes')} "
+            f"backup {backup_file.name} is {size} bytes, manifest says {manifest.size_bytes} "
             "(truncated or replaced)"
         )
-    if sha256_of(backup_file) != manifest.get("sha256"):
+    if sha256_of(backup_file) != manifest.sha256:
         raise IntegrityCheckError(f"backup {backup_file.name} fails its SHA-256 checksum (corrupt)")
 
 
@@ -153,7 +139,7 @@ def verification_path_for(backup_file: Path) -> Path:
 
 
 def write_verification_record(
-    backup_file: Path, manifest: dict[str, Any], *, restored_rows: dict[str, int], method: str
+    backup_file: Path, manifest: BackupManifest, *, restored_rows: dict[str, int], method: str
 ) -> Path:
     """Record that ``verify-backup`` restored this very file (by SHA-256) with the manifest's counts.
 
@@ -163,9 +149,9 @@ def write_verification_record(
     record = {
         "format": VERIFICATION_FORMAT,
         "file": backup_file.name,
-        "sha256": manifest["sha256"],
-        "size_bytes": manifest["size_bytes"],
-        "backup_created_at": manifest["created_at"],
+        "sha256": manifest.sha256,
+        "size_bytes": manifest.size_bytes,
+        "backup_created_at": manifest.created_at,
         "verified_at": datetime.now(UTC).isoformat(),
         "method": method,
         "tables": [{"name": name, "rows": rows} for name, rows in sorted(restored_rows.items())],
@@ -182,7 +168,7 @@ def discard_verification_record(backup_file: Path) -> None:
         verification_path_for(backup_file).unlink()
 
 
-def check_verified(backup_file: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+def check_verified(backup_file: Path, manifest: BackupManifest) -> dict[str, Any]:
     """The verification record of exactly this file; IntegrityCheckError when there is none.
 
     Call after :func:`check_checksum`: the file then hashes to the manifest's SHA-256, and the record
@@ -198,27 +184,17 @@ def check_verified(backup_file: Path, manifest: dict[str, Any]) -> dict[str, Any
         raise IntegrityCheckError(f"verification record {path.name} is not valid JSON ({how})") from None
     if not isinstance(record, dict) or record.get("format") != VERIFICATION_FORMAT:
         raise IntegrityCheckError(f"{path.name} is not a {VERIFICATION_FORMAT} record ({how})")
-    if record.get("sha256") != manifest.get("sha256") or record.get("size_bytes") != manifest.get(
-        "size_bytes"
-    ):
+    if record.get("sha256") != manifest.sha256 or record.get("size_bytes") != manifest.size_bytes:
         raise IntegrityCheckError(
             f"{backup_file.name} is not the file verify-backup restored (its SHA-256 changed since; {how})"
         )
     verified = {table.get("name"): table.get("rows") for table in record.get("tables", [])}
-    expected = {table.get("name"): table.get("rows") for table in manifest.get("tables", [])}
+    expected = {table.name: table.rows for table in manifest.tables}
     if verified != expected:
         raise IntegrityCheckError(
             f"{backup_file.name}: the manifest's row counts differ from the verified restore ({how})"
         )
     return record
-
-
-def parse_created_at(manifest: dict[str, Any]) -> datetime:
-    try:
-        created = datetime.fromisoformat(str(manifest["created_at"]))
-    except (KeyError, ValueError):
-        raise IntegrityCheckError("manifest has no valid created_at") from None
-    return created if created.tzinfo else created.replace(tzinfo=UTC)
 
 
 def backup_tables(metadata: MetaData, table_names: Iterable[str]) -> list[Table]:
@@ -324,19 +300,21 @@ def create_backup(
         kind = KIND_SQLITE
     else:  # pragma: no cover - open_engine refuses other backends
         raise ConfigurationError(f"backups are not supported for {engine.dialect.name}")
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "kind": kind,
-        "file": final.name,
-        "size_bytes": final.stat().st_size,
-        "sha256": sha256_of(final),
-        "created_at": created_at.isoformat(),
-        "database": identity,
-        "tables": table_info,
-        "tool_versions": {**_base_tool_versions(), **versions},
-    }
+    manifest = BackupManifest(
+        kind=kind,
+        file=final.name,
+        size_bytes=final.stat().st_size,
+        sha256=sha256_of(final),
+        created_at=created_at.isoformat(),
+        database=identity,
+        tables=tuple(
+            ManifestTable(str(table["name"]), int(table["rows"]), table.get("size_bytes"))
+            for table in table_info
+        ),
+        tool_versions={**_base_tool_versions(), **versions},
+    )
     manifest_file = manifest_path_for(final)
-    _write_atomically(manifest_file, json.dumps(manifest, indent=2, sort_keys=True).encode())
+    _write_atomically(manifest_file, json.dumps(manifest.to_json(), indent=2, sort_keys=True).encode())
     pruned = prune_backups(output_dir, engine.url, retain=retain)
     return BackupResult(file=final, manifest_file=manifest_file, manifest=manifest, pruned=pruned)
 
@@ -460,8 +438,8 @@ def _copy_sqlite(
 # --- retention and the apply gate ----------------------------------------------------------------
 
 
-def _manifests(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
-    found: list[tuple[Path, dict[str, Any]]] = []
+def _manifests(directory: Path) -> list[tuple[Path, BackupManifest]]:
+    found: list[tuple[Path, BackupManifest]] = []
     if not directory.is_dir():
         return found
     for manifest_file in directory.glob(f"*{MANIFEST_SUFFIX}"):
@@ -517,7 +495,7 @@ def require_fresh_backup(
     reasons: list[str] = []
     for backup_file, manifest in candidates:
         created = parse_created_at(manifest)
-        covered = {table.get("name") for table in manifest.get("tables", [])}
+        covered = set(manifest.table_names)
         if not same_database(manifest, url):
             reasons.append(f"{backup_file.name} is of another database")
             continue

@@ -26,6 +26,7 @@ from fundmodel.errors import ConfigurationError, ExternalToolError, IntegrityChe
 from fundmodel.ops.backup import (
     KIND_POSTGRESQL,
     KIND_SQLITE,
+    BackupManifest,
     check_checksum,
     count_sqlite_tables,
     discard_verification_record,
@@ -101,10 +102,10 @@ class BackupCheckReport:
         }
 
 
-def _compare(manifest: dict[str, Any], actual: dict[str, int | None]) -> list[RowCountComparison]:
+def _compare(manifest: BackupManifest, actual: dict[str, int | None]) -> list[RowCountComparison]:
     return [
-        RowCountComparison(table=t["name"], expected=int(t["rows"]), actual=actual.get(t["name"]))
-        for t in manifest.get("tables", [])
+        RowCountComparison(table=table.name, expected=table.rows, actual=actual.get(table.name))
+        for table in manifest.tables
     ]
 
 
@@ -186,7 +187,7 @@ def verify_backup(backup_file: Path, *, scratch_server_url: str | None = None) -
     a failure removes any earlier record, so a backup that no longer restores cannot pass a gate.
     """
     manifest = load_manifest(backup_file)
-    kind = manifest.get("kind")
+    kind = manifest.kind
     if kind == KIND_POSTGRESQL and not scratch_server_url:
         raise ConfigurationError(
             "verifying a PostgreSQL backup needs a server for the scratch database "
@@ -214,11 +215,11 @@ def verify_backup(backup_file: Path, *, scratch_server_url: str | None = None) -
 
 
 def _restore_into_scratch(
-    backup_file: Path, manifest: dict[str, Any], report: BackupCheckReport, scratch_server_url: str | None
+    backup_file: Path, manifest: BackupManifest, report: BackupCheckReport, scratch_server_url: str | None
 ) -> str:
     """Restore into a scratch database, fill in the report's row counts; how it was restored."""
-    names = [t["name"] for t in manifest.get("tables", [])]
-    if manifest["kind"] == KIND_POSTGRESQL:
+    names = manifest.table_names
+    if manifest.kind == KIND_POSTGRESQL:
         assert scratch_server_url is not None  # checked by the caller before anything else
         with _scratch_postgresql(make_url(scratch_server_url)) as scratch:
             report.scratch = scratch.database
@@ -255,12 +256,10 @@ def restore_backup(backup_file: Path, target_url: str) -> BackupCheckReport:
     check_checksum(backup_file, manifest)
     target = make_url(target_url)
     backend = target.get_backend_name()
-    names = [t["name"] for t in manifest.get("tables", [])]
-    report = BackupCheckReport(
-        file=str(backup_file), kind=str(manifest.get("kind")), checksum_ok=True, scratch=None
-    )
+    names = manifest.table_names
+    report = BackupCheckReport(file=str(backup_file), kind=manifest.kind, checksum_ok=True, scratch=None)
     guarded = [column for column in stage_columns(stage_metadata()) if column.table_name in names]
-    if manifest["kind"] == KIND_POSTGRESQL:
+    if manifest.kind == KIND_POSTGRESQL:
         if backend != "postgresql":
             raise ConfigurationError("a PostgreSQL backup can only be restored into PostgreSQL")
         try:
@@ -271,14 +270,14 @@ def restore_backup(backup_file: Path, target_url: str) -> BackupCheckReport:
         _pg_restore(backup_file, target, clean=True)
         report.tables = _compare(manifest, _pg_counts(target, names))
         report.stage_guard_after = _pg_guard_states(target, guarded)
-    elif manifest["kind"] == KIND_SQLITE:
+    elif manifest.kind == KIND_SQLITE:
         if backend != "sqlite":
             raise ConfigurationError("a SQLite backup can only be restored into SQLite")
         counts, before, after = _restore_sqlite(backup_file, sqlite_path(target), names, guarded)
         report.tables = _compare(manifest, counts)
         report.stage_guard_before, report.stage_guard_after = before, after
     else:
-        raise IntegrityCheckError(f"unknown backup kind {manifest.get('kind')!r}")
+        raise IntegrityCheckError(f"unknown backup kind {manifest.kind!r}")
     return report
 
 

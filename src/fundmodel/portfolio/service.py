@@ -11,7 +11,7 @@ from sqlalchemy import Engine, insert, select, update
 from fundmodel.db.tables import portfolio_strategies
 from fundmodel.db.values import as_utc
 from fundmodel.errors import ConflictError, NotFoundError
-from fundmodel.pagination import encode_cursor
+from fundmodel.pagination import fetch_page
 from fundmodel.portfolio.models import Strategy, StrategyPage
 from fundmodel.stages import STAGE_ORDER, Stage
 
@@ -40,14 +40,11 @@ def create_strategy(engine: Engine, name: str, weights: Mapping[Stage, float]) -
 
 def list_strategies(engine: Engine, *, limit: int, after_id: int | None) -> StrategyPage:
     table = portfolio_strategies
-    query = select(table).order_by(table.c.id).limit(limit + 1)
-    if after_id is not None:
-        query = query.where(table.c.id > after_id)
     with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    items = [_to_strategy(row._mapping) for row in rows[:limit]]
-    next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
-    return StrategyPage(items=items, next_cursor=next_cursor)
+        page = fetch_page(
+            connection, select(table), table.c.id, limit=limit, after_id=after_id, to_item=_to_strategy
+        )
+    return StrategyPage(items=page.items, next_cursor=page.next_cursor)
 
 
 def get_strategy(engine: Engine, strategy_id: int) -> Strategy:

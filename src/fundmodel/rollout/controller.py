@@ -2,7 +2,8 @@
 
 Every step is a mode-store change (source ``rollout``) with actor, reason and the gate evidence in the
 audit row. Advancing is a compare-and-swap on the state the gates were evaluated against, so an
-automatic downgrade that lands in between is never overwritten.
+automatic downgrade that lands in between is never overwritten. Which gates guard a step, and how they
+judge the evidence gathered here, is the pure :mod:`fundmodel.rollout.gate_catalogue`.
 """
 
 from __future__ import annotations
@@ -15,20 +16,19 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from fundmodel.db.mode_store import ModeChange, ModeStore, StoredMode
+from fundmodel.db.mode_store import ModeChange, ModeStore, ModeWriteRefused, StoredMode
 from fundmodel.errors import ConflictError, InvalidInputError, OperationRefusedError
-from fundmodel.rollout.config import GateConfig, format_duration
+from fundmodel.rollout.config import GateConfig
 from fundmodel.rollout.data_checks import DataFacts
-from fundmodel.rollout.gates import (
-    GateResult,
-    GateStatus,
-    Measurement,
-    evaluate_gate,
-    judged_on,
-    overall,
-    relative_gate,
-    sample_gate,
+from fundmodel.rollout.gate_catalogue import (
+    CanaryEvidence,
+    WarnEvidence,
+    canary_gates,
+    canary_window,
+    traffic_gates,
+    warn_gates,
 )
+from fundmodel.rollout.gates import GateResult, GateStatus, overall
 from fundmodel.rollout.history import (
     ROLLOUT_SOURCE,
     PhaseTimes,
@@ -189,69 +189,30 @@ class RolloutController:
     ) -> StepResult:
         """One step along the ladder when every gate passes; ``force`` (with a reason) overrides."""
         status = self.status()
-        state = status.stored.state
         reason = (reason or "").strip() or None
         if force and reason is None:
             raise InvalidInputError(
                 "--force needs --reason: say why the gates are overridden", field="reason"
             )
-        if status.next_phase is None:
-            raise OperationRefusedError(f"the rollout is complete: already at {status.phase_label}")
-        target = to or status.next_phase
-        if not target.state.is_stricter_than(state):
-            raise InvalidInputError(
-                f"{target.label} is not ahead of the current {status.phase_label}; "
-                "use `fundmodel rollout rollback` to go back to warn",
-                field="to",
-            )
-        if not force:
-            if target is not status.next_phase:
-                raise OperationRefusedError(
-                    f"one step at a time: the next step from {status.phase_label} is "
-                    f"{status.next_phase.label}, not {target.label} (or --force --reason)"
-                )
-            if not status.allowed:
-                blocking = [g for g in status.gates if g.status is not GateStatus.PASS]
-                listing = "; ".join(f"{g.name} {g.status.value}" for g in blocking)
-                raise OperationRefusedError(
-                    f"gates for {target.label} do not pass: {listing}",
-                    extra={"gates": [gate_json(g) for g in status.gates]},
-                )
+        target = _advance_target(status, to, force=force)
         text = reason or f"gates passed for {target.label}"
-        if force:
-            text = f"FORCED: {text}"
-        change = self._store.set(
+        state = status.stored.state
+        written = self._store.set(
             target.state.mode,
             target.state.canary_percent,
             actor=actor,
-            reason=text,
+            reason=f"FORCED: {text}" if force else text,
             source=ROLLOUT_SOURCE,
-            extra={
-                "rollout": {
-                    "action": "advance",
-                    "from": status.phase_label,
-                    "to": target.value,
-                    "forced": force,
-                    "gates": [
-                        {
-                            "name": g.name,
-                            "status": g.status.value,
-                            "measured": g.measured,
-                            "threshold": g.threshold,
-                        }
-                        for g in status.gates
-                    ],
-                }
-            },
+            extra={"rollout": _advance_audit(status, target, force=force)},
             only_if=lambda current: current == state,
         )
-        if change.audit_id == 0:
+        if isinstance(written, ModeWriteRefused):
             raise ConflictError(
-                f"the mode changed to {phase_label(change.old)} while the gates were evaluated; "
+                f"the mode changed to {phase_label(written.current)} while the gates were evaluated; "
                 "nothing written - run `fundmodel rollout status` again"
             )
         verb = "forced" if force else "advanced"
-        return StepResult(change, f"{verb}: {status.phase_label} -> {target.label}", status.gates)
+        return StepResult(written, f"{verb}: {status.phase_label} -> {target.label}", status.gates)
 
     def rollback(self, *, actor: str, reason: str) -> StepResult:
         """Back to warn at once from any enforce percentage; never raises strictness."""
@@ -261,7 +222,7 @@ class RolloutController:
         if stored.state.mode is not ValidationMode.ENFORCE:
             return StepResult(None, f"nothing to roll back: the mode is {phase_label(stored.state)}")
         target = ModeState(ValidationMode.WARN, stored.state.canary_percent)
-        change = self._store.set(
+        written = self._store.set(
             target.mode,
             target.canary_percent,
             actor=actor,
@@ -270,9 +231,11 @@ class RolloutController:
             extra={"rollout": {"action": "rollback", "from": phase_label(stored.state), "to": "warn"}},
             only_if=lambda current: current.mode is ValidationMode.ENFORCE,
         )
-        if change.audit_id == 0:
-            return StepResult(None, f"nothing to roll back: the mode is already {phase_label(change.old)}")
-        return StepResult(change, f"rolled back: {phase_label(change.old)} -> warn")
+        if isinstance(written, ModeWriteRefused):
+            return StepResult(
+                None, f"nothing to roll back: the mode is already {phase_label(written.current)}"
+            )
+        return StepResult(written, f"rolled back: {phase_label(written.old)} -> warn")
 
     def extend_warn(self, *, actor: str, reason: str, until: datetime, clients: Sequence[str]) -> StepResult:
         """Record a decision to keep warn past ``MAX_WARN_DURATION`` (audited; the mode is unchanged)."""
@@ -287,7 +250,7 @@ class RolloutController:
                 f"extend-warn applies in warn; the mode is {phase_label(stored.state)}"
             )
         state = stored.state
-        change = self._store.set(
+        written = self._store.set(
             state.mode,
             state.canary_percent,
             actor=actor,
@@ -299,184 +262,53 @@ class RolloutController:
             },
             only_if=lambda current: current == state,
         )
-        if change.audit_id == 0:
+        if isinstance(written, ModeWriteRefused):
             raise ConflictError("the mode changed meanwhile; nothing written")
         who = f" for {', '.join(clients)}" if clients else ""
-        return StepResult(change, f"warn kept until {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC{who}")
+        return StepResult(written, f"warn kept until {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC{who}")
 
     def history(self, limit: int = 50) -> list[ModeChange]:
         return self._store.audit_log(limit)
 
-    # --- gates ---------------------------------------------------------------------------------------
+    # --- evidence for the gate catalogue ------------------------------------------------------------
 
     def _gates(self, target: Phase, state: ModeState, times: PhaseTimes, now: datetime) -> list[GateResult]:
-        if target is Phase.WARN:
-            return self._traffic_gates(now)
-        if target is Phase.ENFORCE_10:
-            return self._warn_gates(times, now)
-        return self._canary_gates(state, times, now)
-
-    def _traffic_gates(self, now: datetime) -> list[GateResult]:
         config = self._config
-        counts = self._measurements.validations_per_endpoint(config.endpoints, config.traffic_window, now)
-        window = format_duration(config.traffic_window)
-        return [
-            evaluate_gate(
-                f"validations {endpoint}",
-                f"validated requests on {endpoint} in the last {window}",
-                counts[endpoint],
-                threshold=config.min_validations_per_endpoint,
-                comparison=">=",
-                unit="count",
-            )
-            for endpoint in config.endpoints
-        ]
+        if target is Phase.WARN:
+            counts = self._measurements.validations_per_endpoint(config.endpoints, config.traffic_window, now)
+            return traffic_gates(config, counts)
+        if target is Phase.ENFORCE_10:
+            return warn_gates(config, self._warn_evidence(times, now))
+        return canary_gates(config, state.canary_percent, self._canary_evidence(state, times, now))
 
-    def _warn_gates(self, times: PhaseTimes, now: datetime) -> list[GateResult]:
-        config, measure = self._config, self._measurements
-        window = format_duration(config.warn_window)
+    def _warn_evidence(self, times: PhaseTimes, now: datetime) -> WarnEvidence:
+        window, measure = self._config.warn_window, self._measurements
         facts = self._data_checks.measure(now)
-        since = times.active_since
-        observed = (
-            Measurement((now - since).total_seconds(), f"warn since {since:%Y-%m-%d %H:%M} UTC")
-            if since is not None
-            else Measurement.missing("the audit log does not say when warn began (mode never set)")
+        return WarnEvidence(
+            now=now,
+            warn_since=times.active_since,
+            would_reject_ratio=measure.warn_would_reject_ratio(window, now),
+            worst_hour_would_reject_ratio=measure.warn_max_hourly_would_reject_ratio(window, now),
+            facts=facts,
         )
-        return [
-            evaluate_gate(
-                "warn_observed",
-                f"warn has lasted the whole {window} window the ratios cover",
-                observed,
-                threshold=config.warn_window.total_seconds(),
-                comparison=">=",
-                unit="duration",
-            ),
-            evaluate_gate(
-                "would_reject_ratio",
-                f"share of warn-mode validations enforce would reject, last {window}",
-                measure.warn_would_reject_ratio(config.warn_window, now),
-                threshold=config.max_would_reject_ratio,
-                comparison="<",
-                unit="ratio",
-            ),
-            evaluate_gate(
-                "would_reject_worst_hour",
-                f"worst hour of that share in the last {window}",
-                measure.warn_max_hourly_would_reject_ratio(config.warn_window, now),
-                threshold=config.max_hourly_would_reject_ratio,
-                comparison="<=",
-                unit="ratio",
-            ),
-            evaluate_gate(
-                "stored_stages_canonical",
-                "stored stages and allocations are canonical (db verify's canonical checks failing)",
-                facts.non_canonical_checks,
-                threshold=0,
-                comparison="<=",
-                unit="count",
-            ),
-            evaluate_gate(
-                "db_verify",
-                "`fundmodel db verify` checks failing",
-                facts.failed_verify_checks,
-                threshold=0,
-                comparison="<=",
-                unit="count",
-            ),
-            evaluate_gate(
-                "backup_fresh",
-                "age of the newest verified backup of the stage tables",
-                facts.backup_age_seconds,
-                threshold=config.max_backup_age.total_seconds(),
-                comparison="<=",
-                unit="duration",
-            ),
-        ]
 
-    def _canary_gates(self, state: ModeState, times: PhaseTimes, now: datetime) -> list[GateResult]:
-        config, measure = self._config, self._measurements
-        soak = config.soak_for(state.canary_percent)
-        began = times.entered_at
-        unknown_start = Measurement.missing("the audit log does not say when this step began")
-        window = (now - began) if began is not None else soak
-        in_step = f"since the step began ({format_duration(window)})"
-        canary = measure.canary_reject_ratio(window, now)
-        minimum = config.min_canary_validations
-        # The ratios count only over enough validations of each cohort compared (no_data until then).
-        canary_sample = sample_gate(
-            "canary_sample",
-            f"enforced canary validations {in_step}",
-            measure.canary_validations(window, now),
-            minimum=minimum,
-        )
-        baseline_sample = sample_gate(
-            "baseline_sample",
-            f"baseline-cohort validations {in_step}",
-            measure.baseline_validations(window, now),
-            minimum=minimum,
-        )
+    def _canary_evidence(self, state: ModeState, times: PhaseTimes, now: datetime) -> CanaryEvidence:
+        measure = self._measurements
+        window = canary_window(self._config, state.canary_percent, times.entered_at, now)
         step = times.step_began
-        downgrades = (
-            Measurement(float(auto_downgrades_since(self._engine, step)), f"since {step:%Y-%m-%d %H:%M} UTC")
-            if step is not None
-            else unknown_start
+        return CanaryEvidence(
+            now=now,
+            step_label=phase_label(state),
+            entered_at=times.entered_at,
+            window=window,
+            canary_reject_ratio=measure.canary_reject_ratio(window, now),
+            canary_validations=measure.canary_validations(window, now),
+            baseline_validations=measure.baseline_validations(window, now),
+            auto_downgrades=auto_downgrades_since(self._engine, step) if step is not None else None,
+            step_began=step,
+            baseline_would_reject_ratio=measure.baseline_would_reject_ratio(window, now),
+            validation_p99_seconds=measure.validation_p99_seconds(window, now),
         )
-        return [
-            evaluate_gate(
-                "soak_time",
-                f"time at {phase_label(state)} (minimum soak)",
-                Measurement((now - began).total_seconds()) if began is not None else unknown_start,
-                threshold=soak.total_seconds(),
-                comparison=">=",
-                unit="duration",
-            ),
-            canary_sample,
-            judged_on(
-                evaluate_gate(
-                    "canary_reject_ratio",
-                    f"share of enforced canary validations rejected {in_step}",
-                    canary,
-                    threshold=config.max_canary_reject_ratio,
-                    comparison="<",
-                    unit="ratio",
-                ),
-                canary_sample,
-                "canary",
-            ),
-            judged_on(
-                judged_on(
-                    relative_gate(
-                        "canary_vs_baseline",
-                        f"canary reject ratio vs max({config.max_canary_vs_baseline:g} x baseline "
-                        f"would-reject ratio, {config.canary_vs_baseline_floor:.2%})",
-                        canary,
-                        measure.baseline_would_reject_ratio(window, now),
-                        max_factor=config.max_canary_vs_baseline,
-                        floor=config.canary_vs_baseline_floor,
-                    ),
-                    baseline_sample,
-                    "baseline",
-                ),
-                canary_sample,
-                "canary",
-            ),
-            evaluate_gate(
-                "validation_p99",
-                f"validator p99 {in_step}",
-                measure.validation_p99_seconds(window, now),
-                threshold=config.max_validation_p99_seconds,
-                comparison="<",
-                unit="seconds",
-            ),
-            evaluate_gate(
-                "no_auto_downgrade",
-                "automatic downgrades (Alertmanager webhook) since the step began",
-                downgrades,
-                threshold=0,
-                comparison="<=",
-                unit="count",
-            ),
-        ]
 
     def _warn_cap(self, state: ModeState, times: PhaseTimes, now: datetime) -> WarnCap | None:
         if state.mode is not ValidationMode.WARN:
@@ -489,3 +321,45 @@ class RolloutController:
             deadline = max(deadline, extension)
         exceeded = deadline is not None and now > deadline
         return WarnCap(limit, since, deadline, extension, exceeded)
+
+
+def _advance_target(status: RolloutStatus, to: Phase | None, *, force: bool) -> Phase:
+    """The phase ``advance`` may write, or why not: complete, not ahead, skipping a step, gates failing."""
+    if status.next_phase is None:
+        raise OperationRefusedError(f"the rollout is complete: already at {status.phase_label}")
+    target = to or status.next_phase
+    if not target.state.is_stricter_than(status.stored.state):
+        raise InvalidInputError(
+            f"{target.label} is not ahead of the current {status.phase_label}; "
+            "use `fundmodel rollout rollback` to go back to warn",
+            field="to",
+        )
+    if force:
+        return target
+    if target is not status.next_phase:
+        raise OperationRefusedError(
+            f"one step at a time: the next step from {status.phase_label} is "
+            f"{status.next_phase.label}, not {target.label} (or --force --reason)"
+        )
+    if not status.allowed:
+        blocking = [g for g in status.gates if g.status is not GateStatus.PASS]
+        listing = "; ".join(f"{g.name} {g.status.value}" for g in blocking)
+        raise OperationRefusedError(
+            f"gates for {target.label} do not pass: {listing}",
+            extra={"gates": [gate_json(g) for g in status.gates]},
+        )
+    return target
+
+
+def _advance_audit(status: RolloutStatus, target: Phase, *, force: bool) -> dict[str, Any]:
+    """The ``rollout`` entry of an advance's audit row: the step and the gate evidence it rested on."""
+    return {
+        "action": "advance",
+        "from": status.phase_label,
+        "to": target.value,
+        "forced": force,
+        "gates": [
+            {"name": g.name, "status": g.status.value, "measured": g.measured, "threshold": g.threshold}
+            for g in status.gates
+        ],
+    }

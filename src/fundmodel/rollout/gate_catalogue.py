@@ -1,0 +1,232 @@
+"""The gate catalogue: which gates guard each step of the ladder, as pure functions of the evidence.
+
+The controller gathers the evidence (Prometheus measurements, stored-data facts, the audit log); these
+functions only turn it into :class:`~fundmodel.rollout.gates.GateResult` values, so every threshold,
+window and "too few to judge" rule can be tested without a database or a Prometheus server.
+
+- ``off -> warn``: :func:`traffic_gates` (each validated endpoint sees traffic);
+- ``warn -> enforce 10 %``: :func:`warn_gates` (warn observed long enough, would-reject ratios low,
+  stored data canonical and verified, a fresh backup);
+- ``enforce N % -> the next percentage``: :func:`canary_gates` (soak time, enough canary and baseline
+  validations, canary reject ratio absolute and against the baseline, validator latency, no automatic
+  downgrade during the step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fundmodel.rollout.config import GateConfig, format_duration
+from fundmodel.rollout.data_checks import DataFacts
+from fundmodel.rollout.gates import (
+    GateResult,
+    Measurement,
+    evaluate_gate,
+    judged_on,
+    relative_gate,
+    sample_gate,
+)
+
+__all__ = [
+    "CanaryEvidence",
+    "WarnEvidence",
+    "canary_gates",
+    "canary_window",
+    "traffic_gates",
+    "warn_gates",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class WarnEvidence:
+    """What the ``warn -> enforce 10 %`` gates judge."""
+
+    now: datetime
+    warn_since: datetime | None
+    """When warn began (``None``: the audit log does not say, e.g. the mode was never set)."""
+    would_reject_ratio: Measurement
+    worst_hour_would_reject_ratio: Measurement
+    facts: DataFacts
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryEvidence:
+    """What the gates of the next canary percentage judge, all measured over the step's window."""
+
+    now: datetime
+    step_label: str
+    """The current step as shown to operators (e.g. ``enforce 10%``)."""
+    entered_at: datetime | None
+    """When the current percentage began (``None``: the audit log does not say)."""
+    window: timedelta
+    """The window the Prometheus measurements cover: :func:`canary_window`."""
+    canary_reject_ratio: Measurement
+    canary_validations: Measurement
+    baseline_validations: Measurement
+    baseline_would_reject_ratio: Measurement
+    validation_p99_seconds: Measurement
+    auto_downgrades: int | None
+    """Automatic downgrades since the step began (``None``: its start is unknown)."""
+    step_began: datetime | None
+
+
+def canary_window(
+    config: GateConfig, canary_percent: float, entered_at: datetime | None, now: datetime
+) -> timedelta:
+    """The window the canary measurements cover: the whole step so far, or the soak time when its start is
+    unknown (the soak gate then has no data and blocks anyway)."""
+    return (now - entered_at) if entered_at is not None else config.soak_for(canary_percent)
+
+
+def traffic_gates(config: GateConfig, validations: Mapping[str, Measurement]) -> list[GateResult]:
+    """``off -> warn``: at least the configured number of validated requests on every endpoint."""
+    window = format_duration(config.traffic_window)
+    return [
+        evaluate_gate(
+            f"validations {endpoint}",
+            f"validated requests on {endpoint} in the last {window}",
+            validations[endpoint],
+            threshold=config.min_validations_per_endpoint,
+            comparison=">=",
+            unit="count",
+        )
+        for endpoint in config.endpoints
+    ]
+
+
+def warn_gates(config: GateConfig, evidence: WarnEvidence) -> list[GateResult]:
+    """``warn -> enforce 10 %``: warn watched long enough, little it would reject, clean stored data."""
+    window = format_duration(config.warn_window)
+    since, facts = evidence.warn_since, evidence.facts
+    observed = (
+        Measurement((evidence.now - since).total_seconds(), f"warn since {since:%Y-%m-%d %H:%M} UTC")
+        if since is not None
+        else Measurement.missing("the audit log does not say when warn began (mode never set)")
+    )
+    return [
+        evaluate_gate(
+            "warn_observed",
+            f"warn has lasted the whole {window} window the ratios cover",
+            observed,
+            threshold=config.warn_window.total_seconds(),
+            comparison=">=",
+            unit="duration",
+        ),
+        evaluate_gate(
+            "would_reject_ratio",
+            f"share of warn-mode validations enforce would reject, last {window}",
+            evidence.would_reject_ratio,
+            threshold=config.max_would_reject_ratio,
+            comparison="<",
+            unit="ratio",
+        ),
+        evaluate_gate(
+            "would_reject_worst_hour",
+            f"worst hour of that share in the last {window}",
+            evidence.worst_hour_would_reject_ratio,
+            threshold=config.max_hourly_would_reject_ratio,
+            comparison="<=",
+            unit="ratio",
+        ),
+        evaluate_gate(
+            "stored_stages_canonical",
+            "stored stages and allocations are canonical (db verify's canonical checks failing)",
+            facts.non_canonical_checks,
+            threshold=0,
+            comparison="<=",
+            unit="count",
+        ),
+        evaluate_gate(
+            "db_verify",
+            "`fundmodel db verify` checks failing",
+            facts.failed_verify_checks,
+            threshold=0,
+            comparison="<=",
+            unit="count",
+        ),
+        evaluate_gate(
+            "backup_fresh",
+            "age of the newest verified backup of the stage tables",
+            facts.backup_age_seconds,
+            threshold=config.max_backup_age.total_seconds(),
+            comparison="<=",
+            unit="duration",
+        ),
+    ]
+
+
+def canary_gates(config: GateConfig, canary_percent: float, evidence: CanaryEvidence) -> list[GateResult]:
+    """``enforce N %`` -> the next percentage: soaked, enough evidence, few rejections, fast, no downgrade."""
+    unknown_start = Measurement.missing("the audit log does not say when this step began")
+    in_step = f"since the step began ({format_duration(evidence.window)})"
+    minimum = config.min_canary_validations
+    # The ratios count only over enough validations of each cohort compared (no_data until then).
+    canary_sample = sample_gate(
+        "canary_sample",
+        f"enforced canary validations {in_step}",
+        evidence.canary_validations,
+        minimum=minimum,
+    )
+    baseline_sample = sample_gate(
+        "baseline_sample",
+        f"baseline-cohort validations {in_step}",
+        evidence.baseline_validations,
+        minimum=minimum,
+    )
+    began, step = evidence.entered_at, evidence.step_began
+    downgrades = (
+        Measurement(float(evidence.auto_downgrades), f"since {step:%Y-%m-%d %H:%M} UTC")
+        if step is not None and evidence.auto_downgrades is not None
+        else unknown_start
+    )
+    canary_vs_baseline = relative_gate(
+        "canary_vs_baseline",
+        f"canary reject ratio vs max({config.max_canary_vs_baseline:g} x baseline "
+        f"would-reject ratio, {config.canary_vs_baseline_floor:.2%})",
+        evidence.canary_reject_ratio,
+        evidence.baseline_would_reject_ratio,
+        max_factor=config.max_canary_vs_baseline,
+        floor=config.canary_vs_baseline_floor,
+    )
+    return [
+        evaluate_gate(
+            "soak_time",
+            f"time at {evidence.step_label} (minimum soak)",
+            Measurement((evidence.now - began).total_seconds()) if began is not None else unknown_start,
+            threshold=config.soak_for(canary_percent).total_seconds(),
+            comparison=">=",
+            unit="duration",
+        ),
+        canary_sample,
+        judged_on(
+            evaluate_gate(
+                "canary_reject_ratio",
+                f"share of enforced canary validations rejected {in_step}",
+                evidence.canary_reject_ratio,
+                threshold=config.max_canary_reject_ratio,
+                comparison="<",
+                unit="ratio",
+            ),
+            canary_sample,
+            "canary",
+        ),
+        judged_on(judged_on(canary_vs_baseline, baseline_sample, "baseline"), canary_sample, "canary"),
+        evaluate_gate(
+            "validation_p99",
+            f"validator p99 {in_step}",
+            evidence.validation_p99_seconds,
+            threshold=config.max_validation_p99_seconds,
+            comparison="<",
+            unit="seconds",
+        ),
+        evaluate_gate(
+            "no_auto_downgrade",
+            "automatic downgrades (Alertmanager webhook) since the step began",
+            downgrades,
+            threshold=0,
+            comparison="<=",
+            unit="count",
+        ),
+    ]

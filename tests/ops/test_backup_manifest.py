@@ -1,0 +1,111 @@
+"""The typed backup manifest reads the documents already on disk and writes the same format back."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fundmodel.errors import IntegrityCheckError
+from fundmodel.ops.backup_manifest import (
+    BackupManifest,
+    ManifestTable,
+    load_manifest,
+    manifest_path_for,
+    parse_created_at,
+)
+
+# A manifest as `fundmodel db backup` wrote it before the model existed (PostgreSQL, then SQLite
+# without dbstat: a table size of null).
+WRITTEN_BEFORE: dict[str, Any] = {
+    "created_at": "2026-12-02T09:15:00.123456+00:00",
+    "database": {
+        "database": "fundmodel",
+        "dialect": "postgresql",
+        "host": "127.0.0.1",
+        "port": 5432,
+        "user": "postgres",
+    },
+    "file": "fundmodel-fundmodel-20261202T091500Z.dump",
+    "format": "fundmodel-backup/1",
+    "kind": "postgresql-custom",
+    "sha256": "ab" * 32,
+    "size_bytes": 48213,
+    "tables": [
+        {"name": "funds", "rows": 1, "size_bytes": 32768},
+        {"name": "portfolio_companies", "rows": 40, "size_bytes": None},
+    ],
+    "tool_versions": {"fundmodel": "0.9.0", "pg_dump": "15.8", "python": "3.11.9"},
+}
+
+
+def written(tmp_path: Path, document: object) -> Path:
+    backup_file = tmp_path / "some.dump"
+    backup_file.write_bytes(b"dump")
+    manifest_path_for(backup_file).write_text(json.dumps(document))
+    return backup_file
+
+
+def test_a_manifest_written_before_the_model_loads_and_round_trips(tmp_path: Path) -> None:
+    manifest = load_manifest(written(tmp_path, WRITTEN_BEFORE))
+    assert manifest.tables == (
+        ManifestTable("funds", 1, 32768),
+        ManifestTable("portfolio_companies", 40, None),
+    )
+    assert manifest.table_names == ["funds", "portfolio_companies"]
+    assert manifest.size_bytes == 48213
+    assert parse_created_at(manifest) == datetime(2026, 12, 2, 9, 15, 0, 123456, tzinfo=UTC)
+    assert manifest.to_json() == WRITTEN_BEFORE
+
+
+def test_a_naive_creation_time_is_taken_as_utc(tmp_path: Path) -> None:
+    manifest = load_manifest(written(tmp_path, {**WRITTEN_BEFORE, "created_at": "2026-12-02T09:15:00"}))
+    assert parse_created_at(manifest) == datetime(2026, 12, 2, 9, 15, tzinfo=UTC)
+
+
+def test_an_unparsable_creation_time_is_named_where_it_is_used(tmp_path: Path) -> None:
+    manifest = load_manifest(written(tmp_path, {**WRITTEN_BEFORE, "created_at": "yesterday"}))
+    with pytest.raises(IntegrityCheckError, match="manifest has no valid created_at"):
+        parse_created_at(manifest)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        [],
+        {**WRITTEN_BEFORE, "format": "fundmodel-backup/2"},
+        {key: value for key, value in WRITTEN_BEFORE.items() if key != "format"},
+    ],
+)
+def test_a_document_of_another_format_is_refused(tmp_path: Path, document: object) -> None:
+    with pytest.raises(IntegrityCheckError, match=r"is not a fundmodel-backup/1 manifest"):
+        load_manifest(written(tmp_path, document))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"sha256": None},
+        {"size_bytes": "48213"},
+        {"size_bytes": True},
+        {"tables": [{"name": "funds"}]},
+        {"tables": [{"name": "funds", "rows": 1.5}]},
+        {"tables": None},
+        {"database": "postgresql://somewhere"},
+    ],
+)
+def test_a_malformed_manifest_is_an_integrity_error_naming_the_file(
+    tmp_path: Path, change: dict[str, Any]
+) -> None:
+    # None stands for a key the document lacks.
+    document = {key: value for key, value in {**WRITTEN_BEFORE, **change}.items() if value is not None}
+    with pytest.raises(IntegrityCheckError, match=r"^manifest some\.dump\.manifest\.json is incomplete"):
+        load_manifest(written(tmp_path, document))
+
+
+def test_a_new_manifest_has_the_keys_of_the_format() -> None:
+    manifest = BackupManifest.from_json(WRITTEN_BEFORE, source="inline")
+    assert sorted(manifest.to_json()) == sorted(WRITTEN_BEFORE)
