@@ -8,15 +8,19 @@ cases skip with that reason; SQLite cases use a file under the test's tmp direct
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import psycopg
 import pytest
+import structlog
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
@@ -25,6 +29,7 @@ from fundmodel.api.app import create_app
 from fundmodel.auth.service import create_key
 from fundmodel.db.engine import create_db_engine
 from fundmodel.db.migrate import upgrade_to_head
+from fundmodel.observability.logging import configure_logging
 from fundmodel.settings import Settings, load_settings
 
 POSTGRES_HOST = os.environ.get("FUNDMODEL_TEST_PG_HOST", "127.0.0.1")
@@ -146,3 +151,19 @@ def api(database_url: str) -> Iterator[ApiClient]:
     client, close = open_api_client(settings_for(database_url))
     yield client
     close()
+
+
+@contextmanager
+def captured_json_logs(level: str) -> Iterator[io.StringIO]:
+    """The service's real log pipeline into a buffer; the previous logging set-up is restored after."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, previous_level = list(root.handlers), root.level
+    configure_logging(level, stream=stream, cache_loggers=False)
+    try:
+        yield stream
+    finally:
+        structlog.reset_defaults()
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+        root.setLevel(previous_level)

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from sqlalchemy import text
 
 import fundmodel.db.engine as engine_module
 from fundmodel.db.engine import create_db_engine
-from fundmodel.observability.logging import configure_logging
-from tests.conftest import ApiClient, make_database, open_api_client, settings_for
+from tests.conftest import ApiClient, captured_json_logs, make_database, open_api_client, settings_for
 
 FUND = {
     "name": "Outage Fund",
@@ -36,17 +33,8 @@ def _unavailable_count(api: ApiClient, reason: str) -> float:
 @pytest.fixture
 def json_logs() -> Iterator[io.StringIO]:
     """The service's real log pipeline into a buffer (unconfigured structlog renders locals: slow)."""
-    stream = io.StringIO()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    configure_logging("INFO", stream=stream, cache_loggers=False)
-    try:
+    with captured_json_logs("INFO") as stream:
         yield stream
-    finally:
-        structlog.reset_defaults()
-        for handler in [h for h in root.handlers if h not in handlers]:
-            root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def test_a_missing_table_is_a_500_not_an_outage(api: ApiClient, json_logs: io.StringIO) -> None:

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import structlog
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from fundmodel.api.app import create_app
 from fundmodel.api.dependencies import StageValidationDep
-from fundmodel.observability.logging import configure_logging
-from tests.conftest import ApiClient, settings_for
+from tests.conftest import ApiClient, captured_json_logs, settings_for
 
 PROBLEM = "application/problem+json"
 
@@ -125,17 +122,8 @@ def test_anonymous_client_only_in_the_embedded_default(database_url: str) -> Non
 
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    configure_logging("DEBUG", stream=stream, cache_loggers=False)
-    try:
+    with captured_json_logs("DEBUG") as stream:
         yield stream
-    finally:
-        structlog.reset_defaults()
-        for handler in [h for h in root.handlers if h not in handlers]:
-            root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def _events(stream: io.StringIO, name: str) -> list[dict[str, Any]]:
