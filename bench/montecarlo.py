@@ -19,7 +19,12 @@ from other work on the machine hits both alike; then the 1,000,000-fund child an
 (an empty ``NUMBA_CACHE_DIR``) and cache-load times, alternating the same way. Medians per version and the
 ratio new / old of the medians.
 
-Usage: ``python bench/montecarlo.py [--repeats N] [--skip-million] [--against SRC [--rounds N]]``.
+``--baseline-ref REF`` does the same against a git revision of this repository (e.g. ``0cfc463``, engine
+1.0.1): it checks ``REF`` out into a temporary ``git worktree``, compares against its ``src`` and removes
+the worktree afterwards.
+
+Usage: ``python bench/montecarlo.py [--repeats N] [--skip-million]
+[--against SRC | --baseline-ref REF] [--rounds N]``.
 """
 
 from __future__ import annotations
@@ -243,11 +248,35 @@ def _compare(against: Path, repeats: int, rounds: int, skip_million: bool) -> di
     return report
 
 
+@contextmanager
+def _baseline_worktree(ref: str) -> Iterator[Path]:
+    """A temporary detached worktree of ``ref``; yields its ``src`` directory."""
+    repository = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="fundmodel-baseline-") as parent:
+        worktree = Path(parent) / "tree"
+        subprocess.run(
+            ["git", "-C", str(repository), "worktree", "add", "--detach", str(worktree), ref],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield worktree / "src"
+        finally:
+            subprocess.run(
+                ["git", "-C", str(repository), "worktree", "remove", "--force", str(worktree)],
+                check=False,
+                capture_output=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--skip-million", action="store_true")
     parser.add_argument("--against", type=Path, help="src directory of another version to compare with")
+    parser.add_argument(
+        "--baseline-ref", help="git revision to compare with (checked out in a temporary worktree)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="with --against: 1M-fund and compile runs each")
     parser.add_argument("--one-million-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--warm-up-child", action="store_true", help=argparse.SUPPRESS)
@@ -264,6 +293,12 @@ def main() -> None:
         return
     if arguments.against is not None:
         comparison = _compare(arguments.against, arguments.repeats, arguments.rounds, arguments.skip_million)
+        print(json.dumps(comparison, indent=2))
+        return
+    if arguments.baseline_ref is not None:
+        with _baseline_worktree(arguments.baseline_ref) as baseline:
+            comparison = _compare(baseline, arguments.repeats, arguments.rounds, arguments.skip_million)
+        comparison["baselineRef"] = arguments.baseline_ref
         print(json.dumps(comparison, indent=2))
         return
     started = time.perf_counter()

@@ -23,8 +23,9 @@ from collections.abc import Callable
 
 from fundmodel.stages import Stage, normalize_stage, parse_stage_distribution
 from fundmodel.stages.alias_table import alias_table
-from fundmodel.stages.distribution import _key_plans, _other_spelling
-from fundmodel.stages.normalizer import _match_by_key
+from fundmodel.stages.key_plans import key_plans
+from fundmodel.stages.normalizer import _match_by_key  # the normalizer's memo: no public way to empty it
+from fundmodel.stages.spellings import forget_spellings
 
 UNKNOWN_NAMES = ("seris a", "venture", "Series Z", "bridge", "mezz", "sed", "growht", "IPO", "late")
 
@@ -97,8 +98,8 @@ def main() -> None:
         for serial, d in enumerate(steady_corpus[:cold_calls])
     ]
     _match_by_key.cache_clear()
-    _other_spelling.cache_clear()
-    _key_plans().forget()
+    forget_spellings()
+    key_plans().forget()
     cold = summarize(time_calls(cold_corpus, parse_stage_distribution))
 
     print(

@@ -3,8 +3,9 @@
 A server is a child process started on a free loopback port in its own session, with its output in a log
 file; it is ready when a URL answers 200 (and any extra condition holds), and it is stopped by its pid:
 SIGTERM, then SIGKILL to its own process group after a grace period. The API tests (uvicorn), the
-end-to-end harness (Prometheus, Alertmanager, ``fundmodel serve`` under gunicorn) and ``bench/api.py``
-all start their servers here.
+end-to-end harness (Prometheus, Alertmanager, ``fundmodel serve`` under gunicorn), the multiprocess
+metrics test (gunicorn), the rollout measurements' recorded Prometheus and ``bench/api.py`` all start
+their servers here.
 """
 
 from __future__ import annotations

@@ -65,8 +65,18 @@ def test_changes_made_by_other_processes_are_counted(api: ApiClient, database_ur
         rollout.set(ValidationMode.WARN, 25, actor="rollout", reason="rollback", source="rollout")
         # An audited decision that changes nothing (like `rollout extend-warn`) is not a change.
         rollout.set(ValidationMode.WARN, 25, actor="rollout", reason="keep warn", source="rollout")
+        # The Sunset step changes neither mode nor percentage, but it is a change.
+        rollout.set(ValidationMode.ENFORCE, 100, actor="rollout", reason="enforce", source="rollout")
+        rollout.set(
+            ValidationMode.ENFORCE,
+            100,
+            actor="rollout",
+            reason="sunset",
+            source="rollout",
+            aliases_rejected=True,
+        )
     finally:
         engine.dispose()
 
     api.state.metrics.mode_changes.invalidate()  # no waiting for the short cache in a test
-    assert scraped(api) == {"manual": 1, "alertmanager": 0, "rollout": 2}
+    assert scraped(api) == {"manual": 1, "alertmanager": 0, "rollout": 4}

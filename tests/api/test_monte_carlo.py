@@ -1,10 +1,13 @@
-"""Monte Carlo over HTTP: limits, engine config errors, reproducibility."""
+"""Monte Carlo over HTTP: limits, engine config errors, reproducibility, the per-fund CSV answer."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.conftest import ApiClient
@@ -57,6 +60,19 @@ def test_inconsistent_terms_are_a_simulation_config_422(api: ApiClient) -> None:
     body = response.json()
     assert body["code"] == "INVALID_SIMULATION_CONFIG"
     assert "investmentPeriodYears" in body["detail"]
+
+
+def test_risk_loadings_leaving_no_idiosyncratic_risk_are_a_simulation_config_422(api: ApiClient) -> None:
+    # Each loading is within its documented range; only their squares together exceed 0.95.
+    response = api.request(
+        "POST",
+        "/api/monte-carlo/simulate",
+        json={**TERMS, "riskModel": {"marketOnExits": 0.35, "qualityOnExits": 0.95}, "iterations": 50},
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "INVALID_SIMULATION_CONFIG"
+    assert body["errors"][0]["field"] == "riskModel.qualityOnExits"
 
 
 def test_stage_profile_overrides_accept_aliases(api: ApiClient) -> None:
@@ -218,3 +234,84 @@ def test_json_integers_are_accepted_for_every_number(api: ApiClient) -> None:
     }
     response = api.request("POST", "/api/monte-carlo/simulate", json=body)
     assert response.status_code == 200, response.text
+
+
+def _csv_rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_accept_text_csv_streams_one_row_per_fund_matching_the_json_summary(api: ApiClient) -> None:
+    body = {**TERMS, "iterations": 2_500, "seed": 5}
+    answer = api.request("POST", "/api/monte-carlo/simulate", json=body, headers={"Accept": "text/csv"})
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "text/csv; charset=utf-8"
+    assert answer.headers["x-simulation-seed"] == "5"
+    rows = _csv_rows(answer.text)
+    assert [int(row["fund"]) for row in rows] == list(range(2_500))
+    summary = api.request("POST", "/api/monte-carlo/simulate", json=body).json()["result"]
+    for key in ("netTvpi", "dpi", "netIrr", "grossMoic"):
+        values = np.array([float(row[key]) for row in rows])
+        assert float(np.mean(values)) == pytest.approx(summary[key]["mean"], rel=1e-12)
+        assert float(np.percentile(values, 50)) == pytest.approx(summary[key]["p50"], rel=1e-12)
+    assert float(np.mean([float(row["paidIn"]) for row in rows])) == pytest.approx(
+        summary["capital"]["paidIn"], rel=1e-12
+    )
+
+
+def test_a_drawn_seed_is_reported_and_reproduces_the_table(api: ApiClient) -> None:
+    headers = {"Accept": "text/csv"}
+    first = api.request(
+        "POST", "/api/monte-carlo/simulate", json={**TERMS, "iterations": 50}, headers=headers
+    )
+    seed = int(first.headers["x-simulation-seed"])
+    again = api.request(
+        "POST",
+        "/api/monte-carlo/simulate",
+        json={**TERMS, "iterations": 50, "seed": seed},
+        headers=headers,
+    )
+    assert again.text == first.text
+
+
+@pytest.mark.parametrize(
+    ("accept", "csv_expected"),
+    [
+        ("text/csv", True),
+        ("text/csv;q=0.9, application/json;q=0.5", True),
+        ("application/json, text/csv;q=0.5", False),
+        ("text/csv;q=0", False),
+        ("*/*", False),
+        ("application/json", False),
+    ],
+)
+def test_the_accept_header_chooses_between_json_and_csv(
+    api: ApiClient, accept: str, csv_expected: bool
+) -> None:
+    answer = api.request(
+        "POST",
+        "/api/monte-carlo/simulate",
+        json={**TERMS, "iterations": 20, "seed": 1},
+        headers={"Accept": accept},
+    )
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/csv" if csv_expected else "application/json")
+
+
+def test_csv_answers_obey_the_iteration_limit_with_a_problem(api: ApiClient) -> None:
+    answer = api.request(
+        "POST",
+        "/api/monte-carlo/simulate",
+        json={**TERMS, "iterations": 100_001},
+        headers={"Accept": "text/csv"},
+    )
+    assert answer.status_code == 422
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["code"] == "ITERATIONS_LIMIT"
+
+
+def test_openapi_documents_the_csv_answer(api: ApiClient) -> None:
+    operation = api.request("GET", "/openapi.json").json()["paths"]["/api/monte-carlo/simulate"]["post"]
+    success = operation["responses"]["200"]
+    assert "text/csv; charset=utf-8" in success["content"]
+    assert "application/json" in success["content"]
+    assert "X-Simulation-Seed" in success["headers"]

@@ -163,8 +163,18 @@ def test_firing_alert_downgrades_enforce_to_warn_with_audit_metrics_and_log(
     assert response.status_code == 200, response.text
     result = response.json()
     assert result["result"] == "downgraded"
-    assert result["previous"] == {"mode": "enforce", "canaryPercent": 25.0}
-    assert result["current"] == {"mode": "warn", "canaryPercent": 25.0}
+    assert result["previous"] == {
+        "mode": "enforce",
+        "canaryPercent": 25.0,
+        "canaryClients": [],
+        "aliasesRejected": False,
+    }
+    assert result["current"] == {
+        "mode": "warn",
+        "canaryPercent": 25.0,
+        "canaryClients": [],
+        "aliasesRejected": False,
+    }
     # This worker applies it at once, without waiting for the refresher.
     assert ops.state.mode_store.current() == ModeState(ValidationMode.WARN, 25.0)
     assert ops.state.mode_store.read().state.mode is ValidationMode.WARN
@@ -560,7 +570,12 @@ def test_get_reports_store_worker_and_recent_changes(ops: ApiClient) -> None:
     assert status["worker"]["mode"] == "enforce"
     assert 0 <= status["worker"]["cacheAgeSeconds"] < 60
     [change] = status["recentChanges"]
-    assert change["current"] == {"mode": "enforce", "canaryPercent": 10.0}
+    assert change["current"] == {
+        "mode": "enforce",
+        "canaryPercent": 10.0,
+        "canaryClients": [],
+        "aliasesRejected": False,
+    }
     assert change["actor"] == "pytest"
 
 
@@ -569,8 +584,18 @@ def test_put_changes_the_mode_with_a_manual_audit_row(ops: ApiClient, logs: Logs
     response = admin(ops, "PUT", json=body)
     assert response.status_code == 200, response.text
     change = response.json()
-    assert change["previous"] == {"mode": "warn", "canaryPercent": 100.0}
-    assert change["current"] == {"mode": "enforce", "canaryPercent": 5.0}
+    assert change["previous"] == {
+        "mode": "warn",
+        "canaryPercent": 100.0,
+        "canaryClients": [],
+        "aliasesRejected": False,
+    }
+    assert change["current"] == {
+        "mode": "enforce",
+        "canaryPercent": 5.0,
+        "canaryClients": [],
+        "aliasesRejected": False,
+    }
     assert (change["source"], change["actor"], change["reason"]) == ("manual", "alice", "canary step 1")
     assert ops.state.mode_store.current() == ModeState(ValidationMode.ENFORCE, 5.0)
     [row] = ops.state.mode_store.audit_log(10)
@@ -615,3 +640,30 @@ def test_the_webhook_still_works_in_production(open_client: OpenClient) -> None:
     production = open_client(app_env="production")
     production.set_mode("enforce")
     assert deliver(production, payload()).json()["result"] == "downgraded"
+
+
+def test_put_names_canary_clients_and_get_shows_them(ops: ApiClient) -> None:
+    with ops.state.engine.connect() as connection:
+        name = connection.exec_driver_sql("SELECT name FROM api_keys").scalar_one()
+    body = {
+        "mode": "enforce",
+        "canaryPercent": 0,
+        "actor": "alice",
+        "reason": "named",
+        "canaryClients": ["nobody"],
+    }
+    refused = admin(ops, "PUT", json=body)
+    assert refused.status_code == 422, refused.text
+    assert "unknown canary client 'nobody'" in refused.json()["detail"]
+    assert admin(ops, "GET").json()["version"] == 0  # nothing written
+    written = admin(ops, "PUT", json={**body, "canaryClients": [name]})
+    assert written.status_code == 200, written.text
+    assert written.json()["current"]["canaryClients"] == [name]
+    status = admin(ops, "GET").json()
+    assert status["canaryClients"] == [name]
+    assert status["worker"]["canaryClients"] == [name]
+    assert status["recentChanges"][0]["current"]["canaryClients"] == [name]
+    # At 0 % the named client (this API client) is enforced: an unknown stage is a 400.
+    strategy = {"name": "c", "stageAllocation": {"seed": 0.5, "mezzanine": 0.5}}
+    rejected = ops.request("POST", "/api/portfolio/strategies", json=strategy)
+    assert (rejected.status_code, rejected.headers["x-stage-validation-mode"]) == (400, "enforce")

@@ -62,6 +62,8 @@ def test_mode_set_and_get(env: str) -> None:
     assert json.loads(before.stdout) | {"updatedAt": None} == {
         "mode": "warn",
         "canaryPercent": 100.0,
+        "canaryClients": [],
+        "aliasesRejected": False,
         "source": "default",
         "version": 0,
         "updatedAt": None,
@@ -100,7 +102,7 @@ def test_serve_refuses_an_invalid_mode_in_one_line(tmp_path: object) -> None:
     result = subprocess.run(
         [FUNDMODEL_CLI, "serve", "--port", "0"], env=env, capture_output=True, text=True, timeout=60
     )
-    assert result.returncode == 1
+    assert result.returncode == 2  # a configuration error, as for every command
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: invalid configuration: STAGE_VALIDATION_MODE")

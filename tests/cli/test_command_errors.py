@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from fundmodel.cli.common import EXIT_FAILURE, EXIT_USAGE
 from tests.api.servers import FUNDMODEL_CLI, service_env
 from tests.cli.test_startup import EXAMPLE_CONFIG, leaf_commands
 from tests.conftest import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, _fresh_postgres_url
@@ -20,6 +21,7 @@ VALID_ARGUMENTS: dict[str, list[str]] = {
     "normalize": ['{"seed": 1}'],
     "serve": ["--port", "0"],
     "keys create": ["startup-check"],
+    "keys list": [],
     "mode get": [],
     "mode set": ["warn", "--actor", "pytest", "--reason", "settings check"],
     "rollout status": [],
@@ -27,6 +29,7 @@ VALID_ARGUMENTS: dict[str, list[str]] = {
     "rollout rollback": ["--reason", "settings check", "--actor", "pytest"],
     "rollout extend-warn": ["--until", "2099-01-01", "--reason", "settings check", "--actor", "pytest"],
     "rollout history": [],
+    "rollout reset-observation": ["--reason", "settings check", "--actor", "pytest"],
     "simulate": [str(EXAMPLE_CONFIG), "-n", "100", "--seed", "1"],
     "db migrate": [],
     "db seed-demo": [],
@@ -59,7 +62,7 @@ def test_an_invalid_setting_stops_every_command_in_one_line(command: str, tmp_pa
     arguments = [placeholders.get(argument, argument) for argument in VALID_ARGUMENTS[command]]
     env = service_env(database_url, STAGE_SUNSET_DATE="notadate")
     result = run_cli([*command.split(), *arguments], env, tmp_path)
-    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.returncode == EXIT_USAGE, (result.stdout, result.stderr)
     assert result.stderr.strip().splitlines() == [
         "error: invalid configuration: STAGE_SUNSET_DATE: Input should be a valid datetime or date, "
         "input is too short (got 'notadate')"
@@ -114,7 +117,7 @@ def test_an_unmigrated_sqlite_file_is_named_with_the_fix(tmp_path: Path) -> None
     (tmp_path / "empty.sqlite3").write_bytes(b"")
     env = service_env("sqlite:///empty.sqlite3")
     result = run_cli(["mode", "get", "--json"], env, tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == EXIT_USAGE
     assert result.stderr.strip().splitlines() == [
         "error: database sqlite:///empty.sqlite3 has no fundmodel tables; create them with "
         "`fundmodel db migrate` (DATABASE_URL selects the database)"
@@ -133,9 +136,71 @@ def test_an_unmigrated_postgresql_database_is_named_without_its_password(
         f"//{POSTGRES_USER}@", f"//{POSTGRES_USER}:hunter2secret@"
     )
     result = run_cli(["mode", "get"], service_env(url), tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == EXIT_USAGE
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "hunter2secret" not in result.stderr
     assert lines[0].startswith(f"error: database postgresql+psycopg://{POSTGRES_USER}:***@")
     assert lines[0].endswith("create them with `fundmodel db migrate` (DATABASE_URL selects the database)")
+
+
+# One error kind, one exit code, whichever command meets it and whichever way the command reports it
+# (its own `one_line_errors`, `simulate`'s handler, or the entry point for the commands that let errors
+# through): all of them call cli/common.exit_code_for.
+UNMIGRATED_DATABASE_COMMANDS = [
+    "mode get",  # reported by the entry point
+    "keys create startup-check",  # the entry point
+    "db seed-demo",  # the entry point
+    "rollout status",  # one_line_errors
+    "db verify",  # one_line_errors
+    "db backup",  # one_line_errors, after SQLite's own backup API met the missing tables
+    "db constrain-stages",  # one_line_errors
+]
+
+
+@pytest.mark.parametrize("command", UNMIGRATED_DATABASE_COMMANDS)
+def test_an_unmigrated_database_is_the_same_configuration_error_for_every_command(
+    command: str, tmp_path: Path
+) -> None:
+    (tmp_path / "empty.sqlite3").write_bytes(b"")
+    result = run_cli(command.split(), service_env("sqlite:///empty.sqlite3"), tmp_path)
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: database sqlite:///empty.sqlite3 has no fundmodel tables; create them with "
+        "`fundmodel db migrate` (DATABASE_URL selects the database)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("command", "line"),
+    [
+        (["simulate", "missing.json"], "error: missing.json: no such file"),
+        (["normalize", "not json"], "error: distribution is not valid JSON: Expecting value (column 1)"),
+        (
+            ["rollout", "extend-warn", "--until", "notadate", "--reason", "r", "--actor", "pytest"],
+            "error: --until 'notadate' is not a date (YYYY-MM-DD or ISO 8601)",
+        ),
+    ],
+    ids=["simulate", "normalize", "rollout"],
+)
+def test_invalid_input_is_the_same_usage_error_for_every_command(
+    command: list[str], line: str, tmp_path: Path
+) -> None:
+    database = tmp_path / "fundmodel.sqlite3"
+    result = run_cli(command, service_env(f"sqlite:///{database}"), tmp_path)
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert result.stderr.strip().splitlines() == [line]
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["mode get", "keys create startup-check", "rollout status", "db verify"],
+)
+def test_an_unreachable_database_is_the_same_failure_for_every_command(command: str, tmp_path: Path) -> None:
+    # Nothing listens on port 1: the connection is refused at once.
+    unreachable = f"postgresql+psycopg://{POSTGRES_USER}@127.0.0.1:1/fundmodel"
+    result = run_cli(command.split(), service_env(unreachable), tmp_path)
+    assert result.returncode == EXIT_FAILURE, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # one line, no traceback
+    assert "Connection refused" in lines[0]

@@ -19,7 +19,7 @@ from fundmodel.cli.main import app
 from fundmodel.cli.rollout import EXIT_ALLOWED, EXIT_BLOCKED, EXIT_COMPLETE, EXIT_USAGE, EXIT_WARN_OVERDUE
 from fundmodel.db.engine import create_db_engine
 from fundmodel.db.mode_store import ModeStore
-from fundmodel.db.tables import stage_validation_audit
+from fundmodel.db.tables import api_keys, stage_validation_audit
 from fundmodel.ops.backup import backup_tables, create_backup
 from fundmodel.ops.restore import verify_backup
 from fundmodel.ops.stage_columns import stage_columns, stage_metadata
@@ -203,7 +203,7 @@ def test_warn_over_its_cap_exits_3_with_the_choices(cli: Cli) -> None:
 
 
 def test_complete_rollout_exits_4(cli: Cli) -> None:
-    cli.set(ENFORCE, 100, timedelta(days=1))
+    cli.store.set(ENFORCE, 100, actor="pytest", reason="sunset", source="rollout", aliases_rejected=True)
     result = cli.run("status", "--json")
     assert result.exit_code == EXIT_COMPLETE
     assert as_json(result)["verdict"] == "complete"
@@ -235,3 +235,179 @@ def test_bad_gates_file_is_a_configuration_error(cli: Cli) -> None:
     )
     assert result.exit_code == EXIT_USAGE
     assert "invalid rollout gate settings" in result.stderr
+
+
+# --- without Prometheus: first-run state, named canary clients, cohort preview, reset-observation ----------
+
+
+@pytest.fixture
+def offline(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[CliRunner, str, Any]]:
+    """The rollout and mode commands on a fresh store of each kind, with seven API clients, no Prometheus."""
+    from fundmodel.auth.service import create_key
+
+    for name in (
+        "PROMETHEUS_URL",
+        "MAX_WARN_DURATION",
+        "ROLLOUT_GATES_FILE",
+        "APP_ENV",
+        "FUNDMODEL_BACKUP_MAX_AGE_HOURS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    engine = create_db_engine(database_url)
+    for number in range(1, 8):
+        create_key(engine, f"client-{number}")
+    with engine.begin() as connection:  # as the API records it on use: all seven clients are active
+        connection.execute(update(api_keys).values(last_used_at=datetime.now(UTC) - timedelta(hours=1)))
+    root = logging.getLogger()
+    handlers_before = list(root.handlers)
+    yield CliRunner(), database_url, engine
+    engine.dispose()
+    get_settings.cache_clear()
+    structlog.reset_defaults()
+    for handler in list(root.handlers):
+        if handler not in handlers_before:
+            root.removeHandler(handler)
+
+
+def test_a_fresh_store_starts_the_ladder_at_warn_with_a_recorded_since(
+    offline: tuple[CliRunner, str, Any],
+) -> None:
+    runner, url, engine = offline
+    document = json.loads(runner.invoke(app, ["rollout", "status", "--json", "--database-url", url]).stdout)
+    assert (document["phase"], document["next_phase"], document["mode_set"]) == ("warn", "enforce-10", True)
+    assert document["entered_at"] is not None
+    assert document["since_source"] == "audit"
+    assert document["warn_cap"]["active_since"] == document["entered_at"]
+    [start] = ModeStore(engine, default=ModeState(WARN)).audit_log()
+    assert (start.source, start.extra["rollout"]["action"]) == ("rollout", "start")
+    # The next step's cohort: 10 % of seven clients by hash, or nobody; named clients are the cure.
+    current, following = document["cohorts"]
+    assert current["canary"] == []
+    assert current["canary_step"] is False
+    assert following["step"] == "enforce 10%"
+    assert following["active_clients"] == 7
+    text = runner.invoke(app, ["rollout", "status", "--database-url", url]).stdout
+    assert "since: unknown" not in text
+    assert "phase: warn  since 20" in text
+    assert "canary at enforce 10%" in text
+    again = runner.invoke(app, ["rollout", "history", "--json", "--database-url", url])
+    assert len(json.loads(again.stdout)["changes"]) == 1  # recorded once
+
+
+def test_named_canary_clients_through_advance_status_and_mode_get(
+    offline: tuple[CliRunner, str, Any],
+) -> None:
+    runner, url, _engine = offline
+    base = ["--database-url", url, "--actor", "alice"]
+    unknown = runner.invoke(
+        app,
+        [
+            "rollout",
+            "advance",
+            "--to",
+            "enforce-10",
+            "--force",
+            "--reason",
+            "drill",
+            "--canary-client",
+            "nobody",
+            *base,
+        ],
+    )
+    assert unknown.exit_code == EXIT_USAGE
+    assert "unknown canary client 'nobody'" in unknown.stderr
+    advanced = runner.invoke(
+        app,
+        [
+            "rollout", "advance", "--to", "enforce-10", "--force", "--reason", "drill",
+            "--canary-client", "client-2", "--canary-client", "client-5", "--json", *base,
+        ],
+    )  # fmt: skip
+    assert advanced.exit_code == 0, advanced.output
+    change = json.loads(advanced.stdout)["change"]
+    assert change["new_label"] == "enforce 10%"
+    status = json.loads(runner.invoke(app, ["rollout", "status", "--json", "--database-url", url]).stdout)
+    assert status["canary_clients"] == ["client-2", "client-5"]
+    current = status["cohorts"][0]
+    assert {"client-2", "client-5"} <= set(current["canary"])
+    assert current["empty"] is False
+    assert current["suggestion"] is None
+    got = json.loads(runner.invoke(app, ["mode", "get", "--json"]).stdout)
+    assert (got["mode"], got["canaryPercent"], got["canaryClients"]) == (
+        "enforce",
+        10.0,
+        ["client-2", "client-5"],
+    )
+    assert "client-2" in runner.invoke(app, ["rollout", "status", "--database-url", url]).stdout
+
+
+def test_mode_set_names_canary_clients_and_the_sunset_flag(offline: tuple[CliRunner, str, Any]) -> None:
+    runner, _url, engine = offline
+    who = ["--actor", "alice", "--reason", "canary by name"]
+    refused = runner.invoke(
+        app, ["mode", "set", "enforce", "--canary", "0", "--canary-client", "nobody", *who]
+    )
+    assert refused.exit_code == EXIT_USAGE
+    named = runner.invoke(
+        app, ["mode", "set", "enforce", "--canary", "0", "--canary-client", "client-1", *who]
+    )
+    assert named.exit_code == 0, named.output
+    assert "enforce 0% + client-1" in named.stdout
+    [latest] = ModeStore(engine, default=ModeState(WARN)).audit_log(1)
+    assert latest.new.canary_clients == {"client-1"}
+    sunset = runner.invoke(app, ["mode", "set", "enforce", "--reject-aliases", *who])
+    assert sunset.exit_code == 0, sunset.output
+    got = json.loads(runner.invoke(app, ["mode", "get", "--json"]).stdout)
+    assert (got["aliasesRejected"], got["canaryClients"]) == (True, [])
+
+
+def test_reset_observation_is_audited_and_shown(offline: tuple[CliRunner, str, Any]) -> None:
+    runner, url, engine = offline
+    base = ["--database-url", url, "--actor", "alice"]
+    runner.invoke(app, ["rollout", "status", "--database-url", url])
+    reset = runner.invoke(
+        app, ["rollout", "reset-observation", "--reason", "client-3 fixed its stages", *base]
+    )
+    assert reset.exit_code == 0, reset.output
+    assert "observation of warn restarted" in reset.stdout
+    [latest, _start] = ModeStore(engine, default=ModeState(WARN)).audit_log(2)
+    assert latest.extra["rollout"]["action"] == "reset_observation"
+    assert (latest.actor, latest.reason) == ("alice", "client-3 fixed its stages")
+    document = json.loads(runner.invoke(app, ["rollout", "status", "--json", "--database-url", url]).stdout)
+    assert document["observation_reset"]["reason"] == "client-3 fixed its stages"
+    observed = next(g for g in document["gates"] if g["name"] == "warn_observed")
+    assert observed["status"] == "fail"
+    assert "observation restarted" in observed["detail"]
+    assert document["phase"] == "warn"  # the mode did not change
+    missing = runner.invoke(app, ["rollout", "reset-observation", *base])
+    assert missing.exit_code == EXIT_USAGE
+
+
+def test_production_backup_gate_threshold_is_one_hour(
+    offline: tuple[CliRunner, str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner, url, _engine = offline
+    document = json.loads(runner.invoke(app, ["rollout", "status", "--json", "--database-url", url]).stdout)
+    backup = next(g for g in document["gates"] if g["name"] == "backup_fresh")
+    assert backup["threshold"] == 24 * 3600
+    monkeypatch.setenv("APP_ENV", "production")
+    get_settings.cache_clear()
+    try:
+        production = runner.invoke(app, ["rollout", "status", "--json", "--database-url", url])
+    finally:
+        monkeypatch.delenv("APP_ENV")
+        get_settings.cache_clear()
+    document = json.loads(production.stdout)
+    backup = next(g for g in document["gates"] if g["name"] == "backup_fresh")
+    assert backup["threshold"] == 3600
+    assert backup["status"] == "fail"  # no backup verify-backup has restored
+    # The limit of normalize-stages --apply's backup gate applies here too.
+    monkeypatch.setenv("FUNDMODEL_BACKUP_MAX_AGE_HOURS", "6")
+    shared = json.loads(runner.invoke(app, ["rollout", "status", "--json", "--database-url", url]).stdout)
+    assert next(g for g in shared["gates"] if g["name"] == "backup_fresh")["threshold"] == 6 * 3600
+    monkeypatch.setenv("FUNDMODEL_BACKUP_MAX_AGE_HOURS", "soon")
+    bad = runner.invoke(app, ["rollout", "status", "--database-url", url])
+    assert bad.exit_code == EXIT_USAGE
+    assert "FUNDMODEL_BACKUP_MAX_AGE_HOURS must be a positive number" in bad.stderr

@@ -1,6 +1,8 @@
+import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -117,3 +119,48 @@ def test_large_runs_show_progress_without_breaking_json(monkeypatch: pytest.Monk
     code, out, _ = run(str(EXAMPLE), "-n", "400", "-s", "5", "--json")
     assert code == 0
     assert json.loads(out)["engine"]["iterations"] == 400
+
+
+def test_export_funds_writes_one_row_per_fund_matching_the_summary(tmp_path: Path) -> None:
+    target = tmp_path / "funds.csv"
+    code, out, _ = run(str(EXAMPLE), "-n", "400", "-s", "8", "--json", "--export-funds", str(target))
+    assert code == 0
+    document = json.loads(out)
+    with target.open(encoding="utf-8", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == 400
+    assert [int(row["fund"]) for row in rows] == list(range(400))
+    for key in ("netTvpi", "dpi", "netIrr", "grossMoic"):
+        values = np.array([float(row[key]) for row in rows])
+        assert float(np.percentile(values, 50)) == pytest.approx(document[key]["p50"], rel=1e-12)
+    assert float(np.mean([float(row["paidIn"]) for row in rows])) == pytest.approx(
+        document["capital"]["paidIn"], rel=1e-12
+    )
+
+
+def test_unwritable_export_is_one_line_exit_1(tmp_path: Path) -> None:
+    code, _, err = run(str(EXAMPLE), "-n", "100", "-s", "3", "--export-funds", str(tmp_path / "no" / "f.csv"))
+    assert code == 1
+    assert err.startswith("error: cannot write the fund table")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_table_output_shows_where_the_returns_come_from() -> None:
+    code, out, _ = run(str(EXAMPLE), "-n", "300", "-s", "2")
+    assert code == 0
+    for text in (
+        "P(a company returns the whole fund)",
+        "Gross MOIC of follow-ons",
+        "Loss ratio of initial checks",
+        "Financings by multiple",
+        ">=50x",
+    ):
+        assert text in out
+
+
+def test_plot_has_a_panel_for_the_yearly_bands(tmp_path: Path) -> None:
+    target = tmp_path / "fund.png"
+    code, _, _ = run(str(EXAMPLE), "-n", "300", "-s", "3", "--plot", str(target))
+    assert code == 0
+    width = int.from_bytes(target.read_bytes()[16:20], "big")  # PNG IHDR: width in pixels
+    assert width == round(3 * 6.5 * 110)  # histogram, TVPI/DPI bands, J-curve

@@ -138,3 +138,66 @@ def test_refresh_after_an_outage_keeps_the_last_read_value(engine: Engine) -> No
     broken._cached = reader._cached  # same cache, now without a reachable database
     assert broken.refresh() is False
     assert broken.current() == ModeState(ValidationMode.ENFORCE, 30)
+
+
+def test_named_canary_clients_are_stored_audited_and_kept_by_partial_writes(engine: Engine) -> None:
+    from fundmodel.auth.service import create_key
+
+    create_key(engine, "acme")
+    create_key(engine, "globex")
+    store = ModeStore(engine, default=WARN)
+    change = store.set(
+        ValidationMode.ENFORCE, 10, actor="alice", reason="canary", canary_clients=["acme", " globex "]
+    )
+    assert change.new.canary_clients == {"acme", "globex"}
+    assert ModeStore(engine, default=WARN).read().state.sorted_clients == ["acme", "globex"]
+    # A write that does not name clients (the downgrade, a percentage change) keeps them.
+    downgrade = store.set(
+        ValidationMode.WARN, 10, actor="alertmanager", reason="alert", source="alertmanager"
+    )
+    assert downgrade.new == ModeState(ValidationMode.WARN, 10, frozenset({"acme", "globex"}))
+    (latest, first) = store.audit_log(2)
+    assert first.old.canary_clients == frozenset()
+    assert first.new.canary_clients == {"acme", "globex"}
+    assert latest.old.canary_clients == latest.new.canary_clients == {"acme", "globex"}
+    cleared = store.set(ValidationMode.ENFORCE, 10, actor="alice", reason="none", canary_clients=[])
+    assert cleared.new.canary_clients == frozenset()
+
+
+def test_an_unknown_or_revoked_canary_client_is_refused_and_nothing_is_written(engine: Engine) -> None:
+    from sqlalchemy import update
+
+    from fundmodel.auth.service import create_key
+    from fundmodel.db.tables import api_keys
+
+    create_key(engine, "acme")
+    create_key(engine, "gone")
+    with engine.begin() as connection:
+        connection.execute(update(api_keys).where(api_keys.c.name == "gone").values(revoked_at=func.now()))
+    store = ModeStore(engine, default=WARN)
+    for name in ("nobody", "gone"):
+        with pytest.raises(InvalidInputError, match=f"unknown canary client '{name}'"):
+            store.set(ValidationMode.ENFORCE, 10, actor="a", reason="r", canary_clients=["acme", name])
+    assert store.read().version == 0
+    assert store.audit_log() == []
+
+
+def test_the_sunset_flag_is_stored_and_audited(engine: Engine) -> None:
+    store = ModeStore(engine, default=WARN)
+    change = store.set(ValidationMode.ENFORCE, 100, actor="a", reason="sunset", aliases_rejected=True)
+    assert change.new == ModeState(ValidationMode.ENFORCE, 100, aliases_rejected=True)
+    assert store.read().state.aliases_rejected
+    assert store.audit_log(1)[0].new.aliases_rejected
+
+
+def test_initialize_records_the_first_run_state_once(engine: Engine) -> None:
+    store = ModeStore(engine, default=WARN)
+    first = store.initialize(
+        actor="fundmodel rollout", reason="first run", extra={"rollout": {"action": "start"}}
+    )
+    assert first is not None
+    assert first.new == WARN
+    assert first.old == WARN
+    assert store.read().version == 1
+    assert store.initialize(actor="x", reason="again", extra={}) is None
+    assert len(store.audit_log()) == 1

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from fundmodel.api.problems import status_for
+from fundmodel.cli.common import EXIT_FAILURE
 from fundmodel.cli.rollout import EXIT_ALLOWED, EXIT_BLOCKED, EXIT_COMPLETE, EXIT_USAGE, EXIT_WARN_OVERDUE
 from fundmodel.errors import (
     AuthenticationError,
@@ -35,6 +36,7 @@ from tests.docs.inventories import cli_commands, cli_envvars, openapi, settings_
 
 API = ROOT / "docs" / "api.md"
 RUNBOOK = ROOT / "docs" / "runbooks" / "stage-validation-rollout.md"
+README = ROOT / "README.md"
 GATES = GateConfig()
 
 
@@ -140,6 +142,8 @@ FACTS: list[tuple[Path, str, Callable[[], str]]] = [
     (RUNBOOK, r"\| (\d) \| usage or configuration error", lambda: str(EXIT_USAGE)),
     (RUNBOOK, r"\| (\d) \| warn has lasted longer than `MAX_WARN_DURATION`", lambda: str(EXIT_WARN_OVERDUE)),
     (RUNBOOK, r"\| (\d) \| the rollout is complete", lambda: str(EXIT_COMPLETE)),
+    (README, r"\| (\d) \| failure: the operation failed or was refused", lambda: str(EXIT_FAILURE)),
+    (README, r"\| (\d) \| usage or configuration error: bad flags", lambda: str(EXIT_USAGE)),
 ]
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -18,16 +16,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fundmodel.observability.metrics import MULTIPROC_ENV
 from fundmodel.observability.worker_hooks import child_exit, prepare_multiprocess_dir
+from tests.api.servers import ManagedProcess, free_port, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUESTS = 60
 WORKERS = 3
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+STARTUP_TIMEOUT_SECONDS = 30.0
 
 
 def fetch(url: str, method: str = "GET") -> str:
@@ -95,34 +89,23 @@ def test_gunicorn_uvicorn_workers_sum_correctly(tmp_path: Path) -> None:
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         "PYTHONWARNINGS": "ignore::DeprecationWarning",
     }
-    log_path = tmp_path / "gunicorn.log"
-    with log_path.open("wb") as log:
-        master = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config",
-                str(config),
-                "tests.observability.asgi_probe:create_app()",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    master = ManagedProcess(
+        "gunicorn",
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            str(config),
+            "tests.observability.asgi_probe:create_app()",
+        ],
+        tmp_path / "gunicorn.log",
+        cwd=ROOT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert master.poll() is None, log_path.read_text()
-            try:
-                fetch(f"{base}/metrics")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.2)
+        wait_until_ready(master, f"{base}/metrics", timeout=STARTUP_TIMEOUT_SECONDS)
         assert not (multiproc_dir / "counter_999999.db").exists()  # on_starting cleared it
 
         with ThreadPoolExecutor(max_workers=12) as pool:
@@ -136,14 +119,9 @@ def test_gunicorn_uvicorn_workers_sum_correctly(tmp_path: Path) -> None:
         os.kill(victim, signal.SIGKILL)  # a worker we started (via our gunicorn master)
         deadline = time.monotonic() + 20
         while (multiproc_dir / f"gauge_livemax_{victim}.db").exists():
-            assert time.monotonic() < deadline, log_path.read_text()
+            assert time.monotonic() < deadline, master.tail()
             time.sleep(0.1)
         # Counters of the dead worker still count: totals never go backwards.
         assert rejected_total(fetch(f"{base}/metrics")) == REQUESTS
     finally:
-        master.terminate()
-        try:
-            master.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            master.kill()
-            master.wait(timeout=15)
+        master.stop()

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from fundmodel.errors import IntegrityCheckError
 from fundmodel.ops.backup_manifest import (
     BackupManifest,
+    DatabaseIdentity,
     ManifestTable,
     load_manifest,
     manifest_path_for,
@@ -109,3 +111,72 @@ def test_a_malformed_manifest_is_an_integrity_error_naming_the_file(
 def test_a_new_manifest_has_the_keys_of_the_format() -> None:
     manifest = BackupManifest.from_json(WRITTEN_BEFORE, source="inline")
     assert sorted(manifest.to_json()) == sorted(WRITTEN_BEFORE)
+
+
+@pytest.mark.parametrize(
+    ("url", "document"),
+    [
+        (
+            "postgresql+psycopg://ops:secret@db.internal:6543/fundmodel",
+            {
+                "dialect": "postgresql",
+                "host": "db.internal",
+                "port": 6543,
+                "database": "fundmodel",
+                "user": "ops",
+            },
+        ),
+        (
+            "postgresql+psycopg:///fundmodel",
+            {
+                "dialect": "postgresql",
+                "host": "localhost",
+                "port": 5432,
+                "database": "fundmodel",
+                "user": None,
+            },
+        ),
+    ],
+)
+def test_a_postgresql_identity_has_the_keys_manifests_always_had_and_no_password(
+    url: str, document: dict[str, Any]
+) -> None:
+    identity = DatabaseIdentity.of(make_url(url))
+    assert identity.to_json() == document
+    assert DatabaseIdentity.from_json(document) == identity
+    assert "secret" not in json.dumps(identity.to_json())
+
+
+def test_a_sqlite_identity_is_the_absolute_path_of_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    identity = DatabaseIdentity.of(make_url("sqlite:///var/fundmodel.sqlite3"))
+    assert identity.to_json() == {"dialect": "sqlite", "path": str(tmp_path / "var" / "fundmodel.sqlite3")}
+    assert identity.label == "fundmodel"
+
+
+def test_the_same_database_is_the_same_server_port_and_name_whoever_connects() -> None:
+    ours = DatabaseIdentity.of(make_url("postgresql+psycopg://ops@db:5432/fundmodel"))
+    assert ours.is_same_database(DatabaseIdentity.of(make_url("postgresql+psycopg://backup@db/fundmodel")))
+    assert not ours.is_same_database(DatabaseIdentity.of(make_url("postgresql+psycopg://ops@db/other")))
+    assert not ours.is_same_database(
+        DatabaseIdentity.of(make_url("postgresql+psycopg://ops@db:5433/fundmodel"))
+    )
+    assert not ours.is_same_database(DatabaseIdentity("sqlite", path="/srv/fundmodel.sqlite3"))
+    manifest = BackupManifest.from_json(WRITTEN_BEFORE, source="inline")
+    assert manifest.is_of(make_url("postgresql+psycopg://someone@127.0.0.1:5432/fundmodel"))
+    assert not manifest.is_of(make_url("sqlite:////srv/fundmodel.sqlite3"))
+
+
+@pytest.mark.parametrize(
+    "database",
+    [
+        {"host": "x"},
+        {"dialect": "postgresql", "port": "5432"},
+        {"dialect": "sqlite", "path": 7},
+    ],
+)
+def test_a_malformed_database_identity_is_a_malformed_manifest(tmp_path: Path, database: object) -> None:
+    with pytest.raises(IntegrityCheckError, match=r"is incomplete or malformed"):
+        load_manifest(written(tmp_path, {**WRITTEN_BEFORE, "database": database}))

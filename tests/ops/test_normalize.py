@@ -64,7 +64,7 @@ def test_a_run_without_an_actor_is_refused_before_anything_is_recorded(
     run = apply(engine, columns)
     with pytest.raises(InvalidInputError, match="needs an actor"):
         runner.create_rollback_run(engine, columns, run.run_id, runner.RunOptions(actor=actor))
-    assert runner.get_run(engine, run.run_id)["actor"] == TEST_ACTOR
+    assert runner.get_run(engine, run.run_id).actor == TEST_ACTOR  # type: ignore[union-attr]
 
 
 def expected_final(seeded: Seeded, table: str) -> dict[int, str]:
@@ -133,7 +133,7 @@ def test_rollback_restores_before_values_and_refuses_rows_changed_since(
     options = runner.RunOptions(batch_size=16, actor=TEST_ACTOR)
     rollback_id = runner.create_rollback_run(engine, columns, run.run_id, options)
     result = runner.execute_rollback(engine, columns, rollback_id, options)
-    assert [(r["table"], r["row_id"]) for r in result.refused] == [("portfolio_companies", str(touched))]
+    assert [(r.table, r.row_id) for r in result.refused] == [("portfolio_companies", str(touched))]
     assert result.rows_unknown_seen == 0  # a refused row is listed as such, not counted as unknown
     assert result.rows_changed == seeded.expected_changes() - 1
     companies = current_values(engine, "portfolio_companies")
@@ -142,7 +142,7 @@ def test_rollback_restores_before_values_and_refuses_rows_changed_since(
         k: v for k, v in seeded.companies.items() if k != touched
     }
     assert current_values(engine, "deal_opportunities") == seeded.deals
-    assert runner.get_run(engine, run.run_id)["status"] == "rolled_back"  # type: ignore[index]
+    assert runner.get_run(engine, run.run_id).status == "rolled_back"  # type: ignore[union-attr]
     with pytest.raises(OperationRefusedError, match="already rolled back"):
         runner.create_rollback_run(engine, columns, run.run_id, options)
 
@@ -188,7 +188,7 @@ def test_failed_run_resumes_from_its_last_committed_batch(engine: Engine, column
         runner.execute_run(engine, columns, run_id, options, progress=StopAfter())
     incomplete = runner.find_incomplete_run(engine)
     assert incomplete is not None
-    assert incomplete["id"] == run_id
+    assert incomplete.id == run_id
     result = runner.execute_run(engine, columns, run_id, options, resumed=True)
     assert result.rows_changed == seeded.expected_changes()
     assert len(audit_rows(engine, run_id)) == seeded.expected_changes()
@@ -277,8 +277,8 @@ def test_counts_per_run_are_recorded(engine: Engine, columns: list[StageColumn])
     run = runner.get_run(engine, result.run_id)
     assert run is not None
     assert (
-        run["row_counts_start"]
-        == run["row_counts_end"]
+        run.row_counts_start
+        == run.row_counts_end
         == {
             "portfolio_companies": 10,
             "deal_opportunities": 4,
@@ -321,12 +321,12 @@ def test_a_normalization_resume_never_continues_a_rollback(
     run = apply(engine, columns)
     rollback_id = interrupted_rollback(engine, columns, run.run_id)
     assert runner.find_incomplete_run(engine, runner.KIND_NORMALIZE) is None
-    assert runner.find_incomplete_run(engine)["id"] == rollback_id  # type: ignore[index]
+    assert runner.find_incomplete_run(engine).id == rollback_id  # type: ignore[union-attr]
     with pytest.raises(OperationRefusedError, match=f"--rollback {run.run_id}"):
         runner.execute_run(engine, columns, rollback_id, runner.RunOptions(actor=TEST_ACTOR), resumed=True)
     # The rollback itself is continued by its own runner and finishes what it started.
     runner.execute_rollback(engine, columns, rollback_id, runner.RunOptions(actor=TEST_ACTOR), resumed=True)
-    assert runner.get_run(engine, run.run_id)["status"] == "rolled_back"  # type: ignore[index]
+    assert runner.get_run(engine, run.run_id).status == "rolled_back"  # type: ignore[union-attr]
 
 
 def _half_guard(engine: Engine, columns: list[StageColumn]) -> None:
@@ -413,12 +413,12 @@ def test_rollback_completes_itself_and_its_target_in_one_transaction(
     assert crashed[0].startswith("UPDATE stage_normalization_runs")
     assert len(crashed) >= 2, crashed
     # Neither status changed: the rollback is not complete while its target still looks un-rolled-back.
-    assert runner.get_run(engine, rollback_id)["status"] == "running"  # type: ignore[index]
-    assert runner.get_run(engine, run.run_id)["status"] == "completed"  # type: ignore[index]
+    assert runner.get_run(engine, rollback_id).status == "running"  # type: ignore[union-attr]
+    assert runner.get_run(engine, run.run_id).status == "completed"  # type: ignore[union-attr]
     result = runner.execute_rollback(engine, columns, rollback_id, options, resumed=True)
     assert result.rows_changed == seeded.expected_changes()
-    assert runner.get_run(engine, rollback_id)["status"] == "completed"  # type: ignore[index]
-    assert runner.get_run(engine, run.run_id)["status"] == "rolled_back"  # type: ignore[index]
+    assert runner.get_run(engine, rollback_id).status == "completed"  # type: ignore[union-attr]
+    assert runner.get_run(engine, run.run_id).status == "rolled_back"  # type: ignore[union-attr]
     assert current_values(engine, "portfolio_companies") == seeded.companies
 
 
@@ -491,7 +491,7 @@ def test_legacy_values_left_after_the_last_follow_up_are_reported(
         writer.dispose()
     assert result.follow_up_runs == []
     assert result.non_canonical_left == [
-        {"table": "portfolio_companies", "value": "Series B", "after": "series_b", "rows": 1}
+        runner.LegacyLeft(table="portfolio_companies", value="Series B", after="series_b", rows=1)
     ]
 
 

@@ -28,15 +28,11 @@ from fundmodel.ops.run_policy import (
 
 
 def unfinished_normalization(status: str = RUNNING) -> UnfinishedRun:
-    return UnfinishedRun.from_row(
-        {"id": "n1", "kind": KIND_NORMALIZE, "status": status, "target_run_id": None}
-    )
+    return UnfinishedRun(id="n1", kind=KIND_NORMALIZE, status=status, target_run_id=None)
 
 
 def unfinished_rollback(target: str = "n0", status: str = FAILED) -> UnfinishedRun:
-    return UnfinishedRun.from_row(
-        {"id": "r1", "kind": KIND_ROLLBACK, "status": status, "target_run_id": target}
-    )
+    return UnfinishedRun(id="r1", kind=KIND_ROLLBACK, status=status, target_run_id=target)
 
 
 def plan(*, changes: int = 0, unknown: tuple[tuple[str, int], ...] = ()) -> Plan:
@@ -119,8 +115,8 @@ def test_a_rollback_refuses_while_another_run_is_unfinished(unfinished: Unfinish
 
 run_ids = st.sampled_from(["n0", "n1", "r1", "other"])
 unfinished_runs = st.none() | st.builds(
-    lambda kind, target, status, run_id: UnfinishedRun.from_row(
-        {"id": run_id, "kind": kind, "status": status, "target_run_id": target}
+    lambda kind, target, status, run_id: UnfinishedRun(
+        id=run_id, kind=kind, status=status, target_run_id=target
     ),
     st.sampled_from([KIND_NORMALIZE, KIND_ROLLBACK]),
     st.none() | run_ids,

@@ -86,7 +86,7 @@ def test_incomplete_run_fails_and_later_changes_only_warn(engine: Engine, column
             {"id": result.run_id},
         )
     assert statuses(report_for(engine, columns))["runs_complete"] == "fail"
-    assert runner.find_incomplete_run(engine)["id"] == result.run_id  # type: ignore[index]
+    assert runner.find_incomplete_run(engine).id == result.run_id  # type: ignore[union-attr]
 
 
 def test_non_canonical_allocation_keys_fail(engine: Engine, columns: list[StageColumn]) -> None:
@@ -140,7 +140,7 @@ def test_ordinary_inserts_and_deletes_during_and_after_a_run_do_not_fail_row_cou
         app.dispose()
     run = runner.get_run(engine, result.run_id)
     assert run is not None
-    assert run["row_counts_start"] != run["row_counts_end"]  # the table sizes did change meanwhile
+    assert run.row_counts_start != run.row_counts_end  # the table sizes did change meanwhile
     report = report_for(engine, columns)
     assert check(report, "row_counts_unchanged").status == "pass", report.to_json()
     assert report.ok, report.to_json()

@@ -9,16 +9,14 @@ from __future__ import annotations
 import contextlib
 import math
 import shutil
-import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fundmodel.observability.metrics import DEFAULT_VALIDATED_ENDPOINTS, VALIDATION_DURATION_BUCKETS
+from tests.api.servers import ManagedProcess, free_port, wait_until_ready
 
 READY_TIMEOUT_SECONDS = 30.0
 WARN_STEP = timedelta(minutes=15)
@@ -33,12 +31,6 @@ PER_STEP = 100.0  # validations per endpoint per step
 
 def binaries_available() -> bool:
     return shutil.which("prometheus") is not None and shutil.which("promtool") is not None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -176,8 +168,7 @@ def record_canary(
 class RecordedPrometheus:
     url: str
     end: datetime
-    process: subprocess.Popen[bytes]
-    log: Path
+    process: ManagedProcess
 
 
 def backfill(recording: Recording, workdir: Path) -> Path:
@@ -205,44 +196,25 @@ def run_prometheus(workdir: Path, recording: Recording, end: datetime) -> Iterat
     config = workdir / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 1h\n", encoding="utf-8")
     port = free_port()
-    log = workdir / "prometheus.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={config}",
-                f"--storage.tsdb.path={data}",
-                "--storage.tsdb.retention.time=60d",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-        )
+    process = ManagedProcess(
+        "prometheus",
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data}",
+            "--storage.tsdb.retention.time=60d",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        workdir / "prometheus.log",
+        cwd=workdir,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, process, log)
-        yield RecordedPrometheus(url, end, process, log)
+        wait_until_ready(process, f"{url}/-/ready", timeout=READY_TIMEOUT_SECONDS)
+        yield RecordedPrometheus(url, end, process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"prometheus exited at start: {log.read_text(errors='replace')[-2000:]}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-            if response.status == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"prometheus not ready after {READY_TIMEOUT_SECONDS}s")
+        process.stop()
 
 
 def recording_end() -> datetime:
@@ -251,8 +223,19 @@ def recording_end() -> datetime:
     return now - timedelta(minutes=1)
 
 
+def record_aliases(rec: Recording, scenario: str, end: datetime, *, alias_per_step: float) -> None:
+    """Eight hours of enforce 100 % traffic, ``alias_per_step`` of it deprecated aliases per 5 minutes."""
+    times = grid(end, CANARY_SPAN, CANARY_STEP)
+    labels = {"scenario": scenario, "endpoint": DEFAULT_VALIDATED_ENDPOINTS[0], "mode": "enforce"}
+    labels["cohort"] = "canary"
+    rec.add_counter({**labels, "outcome": "valid"}, times, lambda _i: PER_STEP)
+    rec.add_counter({**labels, "outcome": "normalized_alias"}, times, lambda _i: alias_per_step)
+
+
 def standard_recording(end: datetime) -> Recording:
     rec = Recording()
+    record_aliases(rec, "sunset_clean", end, alias_per_step=0.0)
+    record_aliases(rec, "sunset_aliases", end, alias_per_step=1.0)
     record_warn(rec, "warn_healthy", end, ratio=0.002, spike_hours_ago=None)
     record_warn(rec, "warn_spiky", end, ratio=0.002, spike_hours_ago=30)
     record_warn(rec, "warn_noisy", end, ratio=0.008, spike_hours_ago=None)

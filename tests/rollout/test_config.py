@@ -85,3 +85,19 @@ def test_bad_files_are_one_clear_error(tmp_path: Path, content: str, message: st
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="cannot read"):
         load_gate_config(tmp_path / "absent.toml")
+
+
+def test_environment_defaults_sit_below_the_gates_file(tmp_path: Path) -> None:
+    from fundmodel.rollout.config import environment_defaults
+
+    production = environment_defaults(production=True, backup_max_age_hours=None)
+    assert load_gate_config(defaults=production).max_backup_age == timedelta(hours=1)
+    assert load_gate_config(defaults={}).max_backup_age == timedelta(hours=24)
+    shared = environment_defaults(production=True, backup_max_age_hours="2.5")
+    assert shared["max_backup_age"] == timedelta(hours=2.5)
+    path = tmp_path / "gates.toml"
+    path.write_text('[gates]\nmax_backup_age = "3h"\n', encoding="utf-8")
+    assert load_gate_config(path, defaults=production).max_backup_age == timedelta(hours=3)
+    for bad in ("0", "-1", "nan", "soon"):
+        with pytest.raises(ConfigurationError, match="FUNDMODEL_BACKUP_MAX_AGE_HOURS"):
+            environment_defaults(production=False, backup_max_age_hours=bad)

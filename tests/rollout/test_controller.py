@@ -18,12 +18,13 @@ from fundmodel.ops.backup import backup_tables, create_backup
 from fundmodel.ops.restore import verify_backup
 from fundmodel.ops.stage_columns import stage_columns, stage_metadata
 from fundmodel.rollout.config import GateConfig
-from fundmodel.rollout.controller import RolloutController, Verdict
+from fundmodel.rollout.controller import RolloutController
 from fundmodel.rollout.data_checks import StoredDataChecks
 from fundmodel.rollout.gates import GateStatus
 from fundmodel.rollout.measurements import PrometheusMeasurements
 from fundmodel.rollout.phases import Phase
 from fundmodel.rollout.prometheus import PrometheusClient
+from fundmodel.rollout.status import Verdict
 from fundmodel.validation import ModeState, ValidationMode
 from tests.conftest import make_database
 from tests.rollout.recorded_prometheus import RecordedPrometheus, free_port
@@ -51,6 +52,7 @@ class Rig:
             measurements=PrometheusMeasurements(client, label_filter=f'scenario="{scenario}"'),
             data_checks=StoredDataChecks(self.engine, backup_dir=self.backup_dir),
             config=GateConfig(**config),
+            canary_salt="pytest",
             clock=lambda: self.end,
         )
 
@@ -275,9 +277,9 @@ def test_advance_moves_one_step_unless_forced(rig: Rig) -> None:
         controller.advance(actor="alice", to=Phase.ENFORCE_10)
     with pytest.raises(InvalidInputError, match="not ahead"):
         controller.advance(actor="alice", to=Phase.OFF)
-    result = controller.advance(actor="alice", to=Phase.ENFORCE_100, force=True, reason="incident drill")
+    result = controller.advance(actor="alice", to=Phase.SUNSET, force=True, reason="incident drill")
     assert result.change is not None
-    assert result.change.new == Phase.ENFORCE_100.state
+    assert result.change.new == Phase.SUNSET.state
     status = controller.status()
     assert status.verdict is Verdict.COMPLETE
     assert status.gates == ()
@@ -412,3 +414,49 @@ def test_a_thin_baseline_cannot_be_compared_with(rig: Rig) -> None:
     relative = next(g for g in status.gates if g.name == "canary_vs_baseline")
     assert "baseline sample too small" in relative.detail
     assert not status.allowed
+
+
+def test_reset_observation_lets_the_worst_hour_gate_recover(sqlite_rig: Rig) -> None:
+    rig = sqlite_rig
+    rig.set(OFF, 100, timedelta(days=9))
+    rig.set(WARN, 100, timedelta(days=8))
+    rig.backup()
+    controller = rig.controller("warn_spiky")
+    worst = next(g for g in controller.status().gates if g.name == "would_reject_worst_hour")
+    assert worst.status is GateStatus.FAIL
+    assert "it leaves the window at" in worst.detail  # says when the bad hour ages out
+    result = controller.reset_observation(actor="alice", reason="the flooding client is fixed")
+    assert result.change is not None
+    assert result.change.new == result.change.old  # audited, the mode unchanged
+    with rig.engine.begin() as connection:  # the reset happened after the spike, 29 hours ago
+        connection.execute(
+            update(stage_validation_audit)
+            .where(stage_validation_audit.c.id == result.change.audit_id)
+            .values(changed_at=rig.end - timedelta(hours=29))
+        )
+    status = controller.status()
+    assert status.observation_reset is not None
+    assert status.observation_reset.reason == "the flooding client is fixed"
+    judged = gates(status)
+    assert judged["would_reject_worst_hour"] is GateStatus.PASS
+    assert judged["would_reject_ratio"] is GateStatus.PASS
+    assert judged["warn_observed"] is GateStatus.FAIL  # the observation starts over: 29 h of 7 days
+    observed = next(g for g in status.gates if g.name == "warn_observed")
+    assert observed.measured == 29 * 3600
+    assert "observation restarted" in observed.detail
+
+
+def test_the_sunset_step_is_gated_on_alias_traffic(rig: Rig) -> None:
+    rig.set(ENFORCE, 100, timedelta(days=1))
+    blocked = rig.controller("sunset_aliases").status()
+    assert blocked.next_phase is Phase.SUNSET
+    assert gates(blocked) == {"sunset_traffic": GateStatus.PASS, "alias_traffic": GateStatus.FAIL}
+    with pytest.raises(OperationRefusedError, match="alias_traffic fail"):
+        rig.controller("sunset_aliases").advance(actor="alice")
+    clean = rig.controller("sunset_clean")
+    assert clean.status().verdict is Verdict.ALLOWED
+    result = clean.advance(actor="alice")
+    assert result.change is not None
+    assert result.change.new == Phase.SUNSET.state
+    assert rig.store.read().state.aliases_rejected
+    assert clean.status().verdict is Verdict.COMPLETE

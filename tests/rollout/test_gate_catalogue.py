@@ -12,9 +12,11 @@ from fundmodel.rollout.config import GateConfig
 from fundmodel.rollout.data_checks import DataFacts
 from fundmodel.rollout.gate_catalogue import (
     CanaryEvidence,
+    SunsetEvidence,
     WarnEvidence,
     canary_gates,
     canary_window,
+    sunset_gates,
     traffic_gates,
     warn_gates,
 )
@@ -141,3 +143,38 @@ def test_the_canary_window_is_the_step_so_far_or_the_soak_when_its_start_is_unkn
     assert canary_window(CONFIG, 10.0, NOW - timedelta(hours=5), NOW) == timedelta(hours=5)
     assert canary_window(CONFIG, 10.0, None, NOW) == CONFIG.soak_enforce_10
     assert canary_window(CONFIG, 50.0, None, NOW) == CONFIG.soak_enforce_50
+
+
+def test_an_empty_canary_cohort_fails_the_sample_gate_instead_of_waiting_forever() -> None:
+    waiting = canary_evidence(canary_validations=Measurement(0.0), canary_clients_active=None)
+    assert statuses(canary_gates(CONFIG, 10.0, waiting))["canary_sample"] is NO_DATA
+    empty = canary_gates(CONFIG, 10.0, replace(waiting, canary_clients_active=0))
+    sample = next(g for g in empty if g.name == "canary_sample")
+    assert sample.status is FAIL
+    assert "--canary-client NAME" in sample.detail
+    assert overall(empty) is FAIL
+    # Named clients in the cohort: judged on their traffic as it comes.
+    named = canary_evidence(canary_clients_active=2)
+    assert overall(canary_gates(CONFIG, 10.0, named)) is PASS
+
+
+def test_a_reset_observation_is_the_start_of_warn_observed_and_is_shown() -> None:
+    reset_at = NOW - timedelta(minutes=30)
+    judged = warn_gates(
+        CONFIG,
+        warn_evidence(observed_since=reset_at, observation_reset="observation restarted by alice: fixed"),
+    )
+    observed = next(g for g in judged if g.name == "warn_observed")
+    assert observed.status is FAIL
+    assert observed.measured == 1800
+    assert "observation restarted by alice" in observed.detail
+
+
+def test_sunset_gates_want_no_alias_on_real_traffic() -> None:
+    window = CONFIG.sunset_window
+    clean = SunsetEvidence(window, Measurement(0.0), Measurement(5000.0))
+    assert overall(sunset_gates(CONFIG, clean)) is PASS
+    aliases = statuses(sunset_gates(CONFIG, replace(clean, alias_validations=Measurement(3.0))))
+    assert aliases == {"sunset_traffic": PASS, "alias_traffic": FAIL}
+    quiet = statuses(sunset_gates(CONFIG, replace(clean, all_validations=Measurement(10.0))))
+    assert quiet == {"sunset_traffic": NO_DATA, "alias_traffic": NO_DATA}

@@ -1,18 +1,20 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from fundmodel.observability.metrics import DEFAULT_VALIDATED_ENDPOINTS
 from fundmodel.rollout.measurements import (
     PrometheusMeasurements,
+    alias_validations_query,
     canary_reject_query,
     cohort_validations_query,
     selector,
     validation_p99_query,
     warn_would_reject_query,
+    worst_hour_range,
 )
 from fundmodel.rollout.prometheus import PrometheusClient
 from tests.rollout.recorded_prometheus import (
@@ -137,3 +139,21 @@ def test_without_a_prometheus_url() -> None:
     measurement = missing.canary_reject_ratio(SOAK, datetime.now(UTC))
     assert measurement.value is None
     assert measurement.detail == "PROMETHEUS_URL is not set"
+
+
+@pytest.mark.parametrize(
+    "window", [timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=1), timedelta(hours=5), WEEK]
+)
+def test_no_worst_hour_reaches_back_beyond_the_window(window: timedelta) -> None:
+    at = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    span, first_end = worst_hour_range(window, at)
+    assert span <= timedelta(hours=1)
+    assert first_end - span == at - window  # the first "hour" begins exactly at the window's start
+    assert first_end <= at
+
+
+def test_alias_query_counts_normalized_aliases_in_every_mode() -> None:
+    query = alias_validations_query(WEEK, 'job="fundmodel"')
+    assert query == (
+        'sum(increase(fundmodel_stage_validations_total{outcome="normalized_alias",job="fundmodel"}[604800s]))'
+    )

@@ -14,14 +14,9 @@ from fundmodel.stages import (
     Stage,
     parse_stage_distribution,
 )
-from fundmodel.stages.distribution import (
-    MALFORMED_CODES,
-    WARNING_CODES,
-    Scale,
-    _key_plans,
-    _KeyPlans,
-    _parse_entry_by_entry,
-)
+from fundmodel.stages.distribution import MALFORMED_CODES, WARNING_CODES, Scale
+from fundmodel.stages.entry_parser import parse_entry_by_entry
+from fundmodel.stages.key_plans import KeyPlans, key_plans
 
 from .strategies import json_values
 
@@ -227,15 +222,15 @@ def test_key_plan_fast_path_equals_entry_by_entry_parsing(
     # The fast path (per key tuple, cached) must agree exactly with the general path on every input: on
     # the first sighting (general path), the second (plan built) and the third (plan reused).
     divisor = 1.0 if scale == "fraction" else 100.0
-    reference = _parse_entry_by_entry(mapping, divisor, divisor, tolerance)
-    _key_plans().forget()
+    reference = parse_entry_by_entry(mapping, divisor, divisor, tolerance)
+    key_plans().forget()
     for _ in range(3):
         assert repr(parse_stage_distribution(mapping, scale=scale, tolerance=tolerance)) == repr(reference)
-    assert tuple(mapping) in _key_plans().plans
+    assert tuple(mapping) in key_plans().plans
 
 
 def test_key_plans_are_bounded_and_made_on_the_second_sighting() -> None:
-    plans = _KeyPlans(capacity=2)
+    plans = KeyPlans(capacity=2)
     keys = ("seed", "Series A")
     assert plans.plan_on_second_sighting(keys) is None
     assert keys not in plans.plans

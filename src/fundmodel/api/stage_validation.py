@@ -21,10 +21,9 @@ from fundmodel.observability.offenders import OffenderLogSampler
 from fundmodel.stages import Stage
 from fundmodel.validation import (
     ClientMode,
+    Decision,
     DeprecationPolicy,
-    DistributionDecision,
     StageDecision,
-    StageKeysDecision,
     ValidationMode,
     validate_stage,
     validate_stage_distribution,
@@ -33,7 +32,6 @@ from fundmodel.validation import (
 )
 
 _Value = TypeVar("_Value")
-Decision = DistributionDecision | StageDecision | StageKeysDecision
 
 STATE_KEY = "stage_validation"
 """Where the request's :class:`RequestStageValidation` lives in ``request.state``."""
@@ -73,9 +71,12 @@ class StageValidator:
         self._headers: dict[tuple[ValidationMode, bool], dict[str, str]] = {}
 
     def for_request(self, principal: Principal, context: RequestContext) -> RequestStageValidation:
-        client_mode = self._mode_store.current().mode_for_client(principal.client_id, salt=self._salt)
+        client_mode = self._mode_store.current().mode_for_client(
+            principal.client_id, salt=self._salt, client_name=principal.name
+        )
         # After the Sunset date, enforce rejects deprecated aliases too.
-        aliases_accepted = not self.policy.sunset_passed(datetime.now(UTC))
+        # The rollout's Sunset step (``client_mode.aliases_rejected``) does the same before the date.
+        aliases_accepted = not (client_mode.aliases_rejected or self.policy.sunset_passed(datetime.now(UTC)))
         return RequestStageValidation(self, principal, context, client_mode, aliases_accepted)
 
     def headers(self, mode: ValidationMode, deprecated_input: bool) -> dict[str, str]:
@@ -92,7 +93,7 @@ class StageValidator:
     def record(
         self,
         validation: RequestStageValidation,
-        decision: Decision,
+        decision: Decision[object],
         seconds: float,
     ) -> None:
         mode = validation.client_mode.mode.value
@@ -161,7 +162,7 @@ class RequestStageValidation:
         """Deprecation / Sunset / Link / X-Stage-Validation-Mode for this request (none in off)."""
         return self.validator.headers(self.client_mode.mode, self.deprecated_input)
 
-    def _absorb(self, decision: Decision, seconds: float) -> None:
+    def _absorb(self, decision: Decision[object], seconds: float) -> None:
         self.validator.record(self, decision, seconds)
         self.deprecated_input = self.deprecated_input or decision.deprecated_input
         self.warnings.extend(warning.to_json() for warning in decision.warnings)

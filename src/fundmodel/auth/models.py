@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 ANONYMOUS_DEV_CLIENT_ID = "anonymous-dev"
 
@@ -29,3 +30,17 @@ class CreatedKey:
     name: str
     prefix: str
     secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    """What an operator may see of a key: never the key itself nor its hash."""
+
+    key_id: int
+    client_id: str
+    """The id logs, metrics' offender entries and canary cohorts use (``key-<id>``)."""
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None

@@ -1,5 +1,17 @@
-"""What the operations commands (``db`` data operations, ``rollout``) share: options, JSON output and
-the one mapping from errors to a one-line message and an exit code.
+"""What the commands share: options, JSON output and the one mapping from errors to a one-line message
+and an exit code (:func:`exit_code_for`, used by every command, through :func:`one_line_errors`, the
+entry point ``cli/main.py`` or ``simulate``).
+
+Exit codes of every command (documented in README.md, "Exit codes"):
+
+- 0: done;
+- 1 (:data:`EXIT_FAILURE`): the operation ran and failed or was refused, or something it needs is
+  unreachable (a store, Prometheus, ``pg_dump``): retrying after the cause is gone can succeed;
+- 2 (:data:`EXIT_USAGE`): the invocation or the configuration is wrong (bad flags or input, an invalid
+  setting or gates file, a database that is missing or not migrated), the same exit code Typer gives a
+  usage error: the same command fails the same way until the operator changes it or its environment.
+
+``rollout status`` adds its verdicts 3 and 4 (see ``cli/rollout.py``).
 
 Imported by commands only when they run (see ``cli/main.py``), and kept light all the same: Typer and
 Rich, SQLAlchemy's URL and error types and the standard library at import time, nothing of the service.
@@ -88,10 +100,30 @@ def print_json(document: Mapping[str, Any]) -> None:
     typer.echo(json.dumps(document, indent=2, default=str))
 
 
-def exit_code_for(error: FundmodelError) -> int:
-    """Exit code of a command whose error it reports itself: the caller's mistake (input, configuration)
-    is a usage error, anything else a failure."""
-    return EXIT_USAGE if isinstance(error, InvalidInputError | ConfigurationError) else EXIT_FAILURE
+USAGE_ERRORS: tuple[type[FundmodelError], ...] = (InvalidInputError, ConfigurationError)
+"""The branches of the error tree that are the operator's to fix (with every subclass): exit 2."""
+
+EXPECTED_FAILURES: tuple[type[Exception], ...] = (FundmodelError, SQLAlchemyError, OSError)
+"""What a command stops on with one line; anything else is a bug and keeps its traceback."""
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The exit code of every command that stops on ``error``: a usage or configuration error is
+    :data:`EXIT_USAGE`, anything else :data:`EXIT_FAILURE`."""
+    return EXIT_USAGE if isinstance(error, USAGE_ERRORS) else EXIT_FAILURE
+
+
+def error_line(error: BaseException) -> str:
+    """The one line (after ``error:``) that reports an expected failure: the domain error's detail, the
+    database driver's first line, or the operating system's message and file name."""
+    if isinstance(error, FundmodelError):
+        return error.detail
+    if isinstance(error, SQLAlchemyError):
+        first = str(getattr(error, "orig", None) or error).strip().splitlines()
+        return f"database error: {first[0] if first else type(error).__name__}"
+    if isinstance(error, OSError):
+        return f"{error.strerror or error}: {error.filename or ''}".rstrip(": ")
+    return str(error) or type(error).__name__
 
 
 def fail(message: str, code: int, *, as_json: bool, extra: Mapping[str, Any] | None = None) -> NoReturn:
@@ -132,12 +164,9 @@ def one_line_errors(as_json: bool, *, interrupted: str | None = None) -> Iterato
     try:
         yield
     except FundmodelError as exc:
-        fail(exc.detail, exit_code_for(exc), as_json=as_json, extra={"code": exc.code, **exc.extra})
-    except SQLAlchemyError as exc:
-        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        fail(f"database error: {first[0] if first else type(exc).__name__}", EXIT_FAILURE, as_json=as_json)
-    except OSError as exc:
-        fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_FAILURE, as_json=as_json)
+        fail(error_line(exc), exit_code_for(exc), as_json=as_json, extra={"code": exc.code, **exc.extra})
+    except (SQLAlchemyError, OSError) as exc:
+        fail(error_line(exc), exit_code_for(exc), as_json=as_json)
     except KeyboardInterrupt:
         if interrupted is None:
             raise

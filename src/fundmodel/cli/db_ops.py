@@ -1,18 +1,22 @@
 """``fundmodel db`` data operations: normalize-stages (in ``cli/normalize_stages.py``),
 constrain-stages, backup, verify-backup, restore and verify.
 
-Exit codes: 0 ok, 1 a check failed or an operation was refused, 2 usage error. ``--json`` prints one JSON
+Exit codes: 0 ok, 1 a check failed or an operation was refused, 2 usage or configuration error (the one
+mapping of every command, ``cli/common.exit_code_for``). ``--json`` prints one JSON
 document on stdout; progress bars and messages go to stderr.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine
 
 from fundmodel.cli.common import (
     DEFAULT_BACKUP_DIR,
@@ -28,13 +32,27 @@ from fundmodel.cli.common import (
     redacted_url,
     stderr_console,
 )
+from fundmodel.cli.database import missing_schema_explained
 from fundmodel.cli.normalize_stages import INTERRUPTED_HINT, normalize_stages
-from fundmodel.ops.backup import DEFAULT_RETAIN, backup_tables, create_backup, verification_path_for
+from fundmodel.ops.backup import DEFAULT_RETAIN, backup_tables, create_backup
+from fundmodel.ops.backup_verification import verification_path_for
 from fundmodel.ops.connection import open_engine
 from fundmodel.ops.constraints import add_stage_constraints, drop_stage_constraints
 from fundmodel.ops.restore import BackupCheckReport, restore_backup, verify_backup
 from fundmodel.ops.stage_columns import allocation_columns, stage_columns, stage_metadata
 from fundmodel.ops.verify import run_integrity_checks
+
+
+@contextmanager
+def _database(database_url: str | None) -> Iterator[Engine]:
+    """The database a data operation works on; a missing schema is named with its fix, as in every
+    command (``cli/database.py``)."""
+    engine = open_engine(database_url_or_settings(database_url))
+    try:
+        with missing_schema_explained(engine):
+            yield engine
+    finally:
+        engine.dispose()
 
 
 def _render_backup_report(report: BackupCheckReport, console: Console, verb: str) -> None:
@@ -55,16 +73,12 @@ def constrain_stages(
     as_json: JsonOption = False,
 ) -> None:
     """Add the canonical-stage CHECK (SQLite: guard triggers); refuses while legacy values remain."""
-    with one_line_errors(as_json, interrupted=INTERRUPTED_HINT):
-        engine = open_engine(database_url_or_settings(database_url))
-        try:
-            columns = stage_columns(stage_metadata())
-            if drop:
-                report = drop_stage_constraints(engine, columns)
-            else:
-                report = add_stage_constraints(engine, columns, lock_timeout_ms=lock_timeout_ms)
-        finally:
-            engine.dispose()
+    with one_line_errors(as_json, interrupted=INTERRUPTED_HINT), _database(database_url) as engine:
+        columns = stage_columns(stage_metadata())
+        if drop:
+            report = drop_stage_constraints(engine, columns)
+        else:
+            report = add_stage_constraints(engine, columns, lock_timeout_ms=lock_timeout_ms)
     if as_json:
         print_json({"ok": True, **report.to_json()})
         return
@@ -94,16 +108,12 @@ def backup(
     as_json: JsonOption = False,
 ) -> None:
     """Back up the stage tables (and what they reference) with a checksummed manifest."""
-    with one_line_errors(as_json, interrupted=INTERRUPTED_HINT):
-        engine = open_engine(database_url_or_settings(database_url))
-        try:
-            metadata = stage_metadata()
-            names = [c.table_name for c in stage_columns(metadata)]
-            names += [c.table_name for c in allocation_columns(metadata)]
-            names += [t for t in metadata.tables if t.startswith("stage_normalization_")]
-            result = create_backup(engine, backup_tables(metadata, names), backup_dir, retain=retain)
-        finally:
-            engine.dispose()
+    with one_line_errors(as_json, interrupted=INTERRUPTED_HINT), _database(database_url) as engine:
+        metadata = stage_metadata()
+        names = [c.table_name for c in stage_columns(metadata)]
+        names += [c.table_name for c in allocation_columns(metadata)]
+        names += [t for t in metadata.tables if t.startswith("stage_normalization_")]
+        result = create_backup(engine, backup_tables(metadata, names), backup_dir, retain=retain)
     if as_json:
         print_json(
             {
@@ -191,13 +201,9 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Integrity report: canonical stages, audit log and run bookkeeping. Exit 1 on any failed check."""
-    with one_line_errors(as_json, interrupted=INTERRUPTED_HINT):
-        engine = open_engine(database_url_or_settings(database_url))
-        try:
-            metadata = stage_metadata()
-            report = run_integrity_checks(engine, stage_columns(metadata), allocation_columns(metadata))
-        finally:
-            engine.dispose()
+    with one_line_errors(as_json, interrupted=INTERRUPTED_HINT), _database(database_url) as engine:
+        metadata = stage_metadata()
+        report = run_integrity_checks(engine, stage_columns(metadata), allocation_columns(metadata))
     if as_json:
         print_json(report.to_json())
     else:

@@ -7,8 +7,9 @@ stack that ``simulate`` and ``serve`` need. ``tests/cli/test_startup.py`` holds 
 Every command checks the settings before it runs, so an invalid environment variable stops it with one
 line whether or not the command reads that variable; ``--help`` works regardless.
 
-Errors from fundmodel's exception tree leave as one line on stderr with a non-zero exit code (2 for bad
-input or usage, 1 otherwise), never as a traceback.
+Expected failures (fundmodel's exception tree, database and operating-system errors) leave as one line on
+stderr with the exit code of ``cli/common.exit_code_for``, the one mapping of every command (2 for usage
+or configuration errors, 1 otherwise), never as a traceback.
 """
 
 from __future__ import annotations
@@ -22,11 +23,6 @@ from typing import Any
 import typer
 from typer._click import Command, Context
 from typer.core import TyperGroup, TyperOption
-
-from fundmodel.errors import FundmodelError, InvalidInputError
-
-USAGE_EXIT_CODE = 2
-FAILURE_EXIT_CODE = 1
 
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     # top-level name: (module, function that registers it on a Typer app), in `--help` order
@@ -147,13 +143,14 @@ def _root() -> None:
     pass
 
 
-def exit_code_for(error: FundmodelError) -> int:
-    return USAGE_EXIT_CODE if isinstance(error, InvalidInputError) else FAILURE_EXIT_CODE
-
-
 def main() -> None:
     try:
         app()
-    except FundmodelError as error:
-        print(f"error: {error.detail}", file=sys.stderr)
+    except Exception as error:
+        # Imported on failure only: cli/common loads SQLAlchemy, which `fundmodel demo` never needs.
+        from fundmodel.cli.common import EXPECTED_FAILURES, error_line, exit_code_for
+
+        if not isinstance(error, EXPECTED_FAILURES):
+            raise  # a bug: its traceback is what a report needs
+        print(f"error: {error_line(error)}", file=sys.stderr)
         sys.exit(exit_code_for(error))

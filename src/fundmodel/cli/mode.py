@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
+from fundmodel.cli.common import one_line_errors
 from fundmodel.cli.database import missing_schema_explained, open_existing_database
 from fundmodel.db.mode_store import ModeStore
 from fundmodel.settings import get_settings
@@ -37,6 +38,8 @@ def get(
                 {
                     "mode": stored.state.mode.value,
                     "canaryPercent": stored.state.canary_percent,
+                    "canaryClients": stored.state.sorted_clients,
+                    "aliasesRejected": stored.state.aliases_rejected,
                     "source": "store" if stored.version else "default",
                     "version": stored.version,
                     "updatedAt": stored.updated_at.isoformat() if stored.updated_at else None,
@@ -46,6 +49,8 @@ def get(
         )
         return
     line = f"mode: {stored.state.describe()} ({source})"
+    if stored.state.canary_clients and stored.state.canary_percent >= 100:
+        line += f"; named canary clients kept for later steps: {', '.join(stored.state.sorted_clients)}"
     if stored.updated_at is not None:
         line += f"; set by {stored.updated_by} at {stored.updated_at.isoformat()}"
     typer.echo(line)
@@ -59,15 +64,40 @@ def set_mode(
         float,
         typer.Option("--canary", min=0.0, max=100.0, help="Percent of clients enforced (enforce only)."),
     ] = 100.0,
+    canary_client: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--canary-client",
+            metavar="NAME",
+            help="API key name always enforced, whatever --canary (repeatable; unknown names are refused).",
+        ),
+    ] = None,
+    reject_aliases: Annotated[
+        bool,
+        typer.Option(
+            "--reject-aliases",
+            help="The Sunset step: enforced clients' deprecated aliases are rejected before the Sunset date.",
+        ),
+    ] = False,
 ) -> None:
-    """Change the mode; every worker picks it up within the cache TTL (default 2 s)."""
+    """Change the mode; every worker picks it up within the cache TTL (default 2 s).
+
+    The whole state is given: named canary clients and --reject-aliases not repeated here are cleared."""
     from fundmodel.observability.logging import configure_logging
     from fundmodel.observability.mode_events import log_mode_change
 
     configure_logging(get_settings().log_level, stream=sys.stderr)
     engine, store = _open_store()
-    with missing_schema_explained(engine):
-        change = store.set(mode, canary, actor=actor, reason=reason, source="manual")
+    with one_line_errors(as_json=False), missing_schema_explained(engine):
+        change = store.set(
+            mode,
+            canary,
+            actor=actor,
+            reason=reason,
+            source="manual",
+            canary_clients=canary_client or [],
+            aliases_rejected=reject_aliases,
+        )
     log_mode_change(change)
     typer.echo(f"mode: {change.old.describe()} -> {change.new.describe()} (audit #{change.audit_id})")
 

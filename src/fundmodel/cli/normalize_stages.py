@@ -1,5 +1,5 @@
 """``fundmodel db normalize-stages``: plan, apply, resume or roll back the normalization of stored
-stage spellings.
+stage spellings (and, with ``--map``, of unknown values the operator maps to stages).
 
 Which run an invocation may start or continue, and what a new run needs first, is decided in
 ``ops/run_policy.py``; this module reads the state, asks it, takes the step, and renders the outcome.
@@ -115,7 +115,8 @@ def _render_plan(plan: Plan, console: Console) -> None:
         if table_plan.changes:
             table = Table("before", "after", Column("rows", justify="right"))
             for change in table_plan.changes:
-                table.add_row(repr(change.before), change.after, str(change.rows))
+                after = f"{change.after} (--map)" if change.mapped else change.after
+                table.add_row(repr(change.before), after, str(change.rows))
             console.print(table)
         for unknown in table_plan.unknown:
             more = unknown.rows - len(unknown.row_ids)
@@ -159,23 +160,23 @@ def _render_result(result: runner.RunResult, console: Console) -> None:
     console.print(_result_summary(result))
     for unknown in result.unknown_left:
         console.print(
-            f"  [yellow]unknown, left untouched[/] {unknown['table']}: {unknown['value']!r} "
-            f"x{unknown['rows']} (ids {', '.join(unknown['row_ids'])})"
+            f"  [yellow]unknown, left untouched[/] {unknown.table}: {unknown.value!r} "
+            f"x{unknown.rows} (ids {', '.join(unknown.row_ids)})"
         )
     for row in result.refused[:LISTED_ROWS]:
         console.print(
-            f"  [yellow]refused[/] {row['table']} id {row['row_id']}: changed since the run "
-            f"(expected {row['expected']!r})"
+            f"  [yellow]refused[/] {row.table} id {row.row_id}: changed since the run "
+            f"(expected {row.expected!r})"
         )
     if result.non_canonical_left:
-        rows = sum(left["rows"] for left in result.non_canonical_left)
+        rows = sum(left.rows for left in result.non_canonical_left)
         console.print(
             f"error: {rows} rows still hold legacy spellings written during the run and "
             f"{len(result.follow_up_runs)} follow-up runs; run --apply again once writers send "
             "canonical stages"
         )
         for left in result.non_canonical_left[:LISTED_ROWS]:
-            console.print(f"  [yellow]left[/] {left['table']}: {left['value']!r} x{left['rows']}")
+            console.print(f"  [yellow]left[/] {left.table}: {left.value!r} x{left.rows}")
 
 
 # --- the runs ------------------------------------------------------------------------------------
@@ -220,11 +221,12 @@ class _Mutation:
     backup_gate: _BackupGate
     max_listed_rows: int
     as_json: bool
+    operator_map: runner.OperatorMap
 
     def run(self) -> runner.RunResult | None:
         """Take the step the policy decides; ``None`` when there was nothing to change."""
         incomplete = runner.find_incomplete_run(self.engine)
-        unfinished = UnfinishedRun.from_row(incomplete) if incomplete is not None else None
+        unfinished = UnfinishedRun.of(incomplete) if incomplete is not None else None
         step = decide_next_step(resume=self.resume, rollback_of=self.rollback_of, unfinished=unfinished)
         match step:
             case StartRollback(target_run_id=target):
@@ -251,8 +253,13 @@ class _Mutation:
     def _new_run(self) -> runner.RunResult | None:
         with self.engine.connect() as connection:
             plan = build_plan(
-                connection, self.columns, self.allocations, max_listed_rows=self.max_listed_rows
+                connection,
+                self.columns,
+                self.allocations,
+                max_listed_rows=self.max_listed_rows,
+                operator_map=self.operator_map.targets,
             )
+        runner.require_every_source_stored(plan, self.operator_map)
         decision = decide_new_run(plan, force_unknown=self.options.force_unknown)
         if decision.confirmation is not None:
             confirm_or_refuse(self.confirm, decision.confirmation)
@@ -286,7 +293,7 @@ class _Mutation:
             with self.engine.connect() as connection:
                 after = build_plan(connection, self.columns, max_listed_rows=self.max_listed_rows)
             result.unknown_left = [
-                {"table": table.table, "value": u.value, "rows": u.rows, "row_ids": list(u.row_ids)}
+                runner.UnknownLeft(table=table.table, value=u.value, rows=u.rows, row_ids=u.row_ids)
                 for table in after.tables
                 for u in table.unknown
             ]
@@ -306,6 +313,15 @@ def normalize_stages(
         bool,
         typer.Option("--force-unknown", help="Normalize the known values, leave unknown ones untouched."),
     ] = False,
+    map_values: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            metavar="VALUE=STAGE",
+            help="Map an unknown stored value (exact) to a canonical stage, audited like any change; "
+            "repeatable, e.g. --map 'mezzanine=series_b'. For a dry run or a new --apply run.",
+        ),
+    ] = None,
     confirm: ConfirmOption = None,
     backup_file: Annotated[
         Path | None, typer.Option("--backup-file", help="Use this backup for the apply gate.")
@@ -339,9 +355,9 @@ def normalize_stages(
     mutates = apply or resume or rollback is not None
     # As before the policy moved to ops/: an empty --rollback "" plans (and so changes nothing).
     dry_run = not (apply or resume or rollback)
-    if sum((apply, resume, rollback is not None)) > 1:
-        fail("--apply, --resume and --rollback exclude each other", EXIT_USAGE, as_json=as_json)
+    _refuse_conflicting_flags(apply, resume, rollback, map_values, as_json=as_json)
     with one_line_errors(as_json, interrupted=INTERRUPTED_HINT):
+        operator_map = runner.OperatorMap.parse(map_values or ())
         options = runner.RunOptions(
             batch_size=batch_size,
             force_unknown=force_unknown,
@@ -356,7 +372,14 @@ def normalize_stages(
             metadata = stage_metadata()
             columns = stage_columns(metadata)
             if dry_run:
-                _dry_run(engine, columns, allocation_columns(metadata), max_listed_rows, as_json=as_json)
+                _dry_run(
+                    engine,
+                    columns,
+                    allocation_columns(metadata),
+                    max_listed_rows,
+                    operator_map=operator_map,
+                    as_json=as_json,
+                )
                 return
             mutation = _Mutation(
                 engine,
@@ -372,6 +395,7 @@ def normalize_stages(
                 ),
                 max_listed_rows=max_listed_rows,
                 as_json=as_json,
+                operator_map=operator_map,
             )
             with exclusive_job(engine):
                 result = mutation.run()
@@ -388,16 +412,38 @@ def normalize_stages(
         raise typer.Exit(EXIT_FAILURE)
 
 
+def _refuse_conflicting_flags(
+    apply: bool, resume: bool, rollback: str | None, map_values: list[str] | None, *, as_json: bool
+) -> None:
+    """Exit with a usage error when the flags ask for more than one run (or --map with a stored plan)."""
+    if sum((apply, resume, rollback is not None)) > 1:
+        fail("--apply, --resume and --rollback exclude each other", EXIT_USAGE, as_json=as_json)
+    if map_values and (resume or rollback is not None):
+        fail(
+            "--map plans a new run; --resume and --rollback continue the plan a run already has",
+            EXIT_USAGE,
+            as_json=as_json,
+        )
+
+
 def _dry_run(
     engine: Engine,
     columns: list[StageColumn],
     allocations: list[StageColumn],
     max_listed_rows: int,
     *,
+    operator_map: runner.OperatorMap,
     as_json: bool,
 ) -> None:
     with engine.connect() as connection:
-        plan = build_plan(connection, columns, allocations, max_listed_rows=max_listed_rows)
+        plan = build_plan(
+            connection,
+            columns,
+            allocations,
+            max_listed_rows=max_listed_rows,
+            operator_map=operator_map.targets,
+        )
+    runner.require_every_source_stored(plan, operator_map)
     if as_json:
         print_json({"ok": True, "mode": "dry-run", "plan": plan.to_json()})
     else:

@@ -1,4 +1,5 @@
-"""``fundmodel rollout``: status, advance, rollback, extend-warn and history of the stage-validation rollout.
+"""``fundmodel rollout``: status, advance, rollback, extend-warn, reset-observation and history of the
+stage-validation rollout.
 
 Exit codes of ``status``: 0 the next step is allowed, 1 it is blocked (a gate fails or has no data),
 3 warn has lasted longer than ``MAX_WARN_DURATION``, 4 the rollout is complete (nothing to advance);
@@ -7,6 +8,7 @@ Exit codes of ``status``: 0 the next step is allowed, 1 it is blocked (a gate fa
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,13 +41,15 @@ from fundmodel.db.mode_store import ModeChange, ModeStore
 from fundmodel.errors import FundmodelError, InvalidInputError
 from fundmodel.observability.logging import configure_logging
 from fundmodel.observability.mode_events import log_mode_change
-from fundmodel.rollout.config import format_duration, load_gate_config
-from fundmodel.rollout.controller import RolloutController, RolloutStatus, StepResult, Verdict, gate_json
+from fundmodel.rollout.config import environment_defaults, format_duration, load_gate_config
+from fundmodel.rollout.controller import RolloutController
 from fundmodel.rollout.data_checks import StoredDataChecks
 from fundmodel.rollout.gates import GateResult, GateStatus
+from fundmodel.rollout.history import RESET_OBSERVATION_ACTION, START_ACTION
 from fundmodel.rollout.measurements import PrometheusMeasurements
-from fundmodel.rollout.phases import Phase, parse_phase, phase_label
+from fundmodel.rollout.phases import CANARY_PHASES, Phase, parse_phase, phase_label, phase_of
 from fundmodel.rollout.prometheus import PrometheusClient
+from fundmodel.rollout.status import RolloutStatus, StepResult, Verdict, WarnCap, gate_json
 from fundmodel.validation import ModeState
 
 EXIT_ALLOWED = 0
@@ -58,6 +62,8 @@ STATUS_EXIT_CODES = {
     Verdict.WARN_OVERDUE: EXIT_WARN_OVERDUE,
     Verdict.COMPLETE: EXIT_COMPLETE,
 }
+BACKUP_MAX_AGE_VARIABLE = "FUNDMODEL_BACKUP_MAX_AGE_HOURS"
+"""Shared with ``normalize-stages --apply``'s backup gate (its ``--max-backup-age-hours`` envvar)."""
 _COLOURS = {GateStatus.PASS: "green", GateStatus.FAIL: "red", GateStatus.NO_DATA: "yellow"}
 
 PrometheusUrlOption = Annotated[
@@ -89,7 +95,13 @@ def _controller(sources: _Sources) -> Iterator[RolloutController]:
     overrides: dict[str, Any] = {}
     if "max_warn_duration" in settings.model_fields_set:
         overrides["max_warn_duration"] = settings.max_warn_duration
-    config = load_gate_config(sources.gates_file or settings.rollout_gates_file, **overrides)
+    defaults = environment_defaults(
+        production=settings.app_env == "production",
+        backup_max_age_hours=os.environ.get(BACKUP_MAX_AGE_VARIABLE),
+    )
+    config = load_gate_config(
+        sources.gates_file or settings.rollout_gates_file, defaults=defaults, **overrides
+    )
     engine: Engine = open_existing_database(database_url_or_settings(sources.database_url))
     url = sources.prometheus_url or settings.prometheus_url
     client = PrometheusClient(url, timeout=settings.prometheus_timeout_seconds) if url else None
@@ -101,6 +113,7 @@ def _controller(sources: _Sources) -> Iterator[RolloutController]:
                 measurements=PrometheusMeasurements(client, label_filter=config.label_filter),
                 data_checks=StoredDataChecks(engine, backup_dir=sources.backup_dir),
                 config=config,
+                canary_salt=settings.stage_canary_salt,
             )
     finally:
         if client is not None:
@@ -161,37 +174,70 @@ def _when(moment: datetime | None) -> str:
     return "unknown" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
+def _render_cohorts(status: RolloutStatus, console: Console) -> None:
+    for preview in status.cohorts:
+        if not preview.canary_step and not preview.canary:
+            continue  # warn or off: nobody is enforced, nothing to preview
+        share = "-" if preview.share is None else f"{preview.share:.0%} of {preview.active} active clients"
+        canary = ", ".join(preview.canary) if preview.canary else "none"
+        console.print(Text(f"canary at {preview.step}: {canary} ({share})"))
+        suggestion = preview.suggestion()
+        if suggestion is not None:
+            console.print(Text(f"  {suggestion}"), style="yellow")
+    if status.cohorts:
+        console.print(Text(f"  (clients: {status.cohorts[0].basis})"), style="dim")
+
+
 def _render_status(status: RolloutStatus, console: Console) -> None:
     since = status.time_in_phase
+    origin = " (the store's first record)" if status.since_source == "first_record" else ""
     held = (
-        f"since {_when(status.entered_at)} ({format_duration(since)})"
+        f"since {_when(status.entered_at)}{origin} ({format_duration(since)})"
         if since is not None
-        else "since: unknown (no audited change into this phase)"
+        else "since: not recorded (no audited change)"
     )
     console.print(f"[bold]phase[/]: {status.phase_label}  {held}")
-    if status.stored.version == 0:
-        console.print("  the mode was never set: the default STAGE_VALIDATION_MODE applies")
+    state = status.stored.state
+    if state.canary_clients:
+        effect = (
+            "" if status.phase in CANARY_PHASES or phase_of(state) is None else " (no effect in this phase)"
+        )
+        console.print(Text(f"named canary clients: {', '.join(state.sorted_clients)}{effect}"))
+    reset = status.observation_reset
+    if reset is not None:
+        console.print(Text(reset.describe()))
+    _render_cohorts(status, console)
     if status.next_phase is None:
-        console.print("[green]rollout complete[/]: enforce applies to every client")
+        console.print(
+            "[green]rollout complete[/]: enforce applies to every client and deprecated aliases are rejected"
+        )
     else:
         console.print(_gates_table(status.gates, f"gates for the next step: {status.next_phase.label}"))
-    cap = status.warn_cap
-    if cap is not None:
-        if cap.exceeded:
-            console.print(
-                f"[bold red]warn has lasted longer than MAX_WARN_DURATION ({format_duration(cap.limit)})[/]"
-                f": warn since {_when(cap.active_since)}, deadline {_when(cap.deadline)}. Choose:"
-            )
-            for number, choice in enumerate(cap.choices, start=1):
-                console.print(f"  {number}.", Text(choice))
-        elif cap.deadline is not None:
-            console.print(f"warn deadline (MAX_WARN_DURATION): {_when(cap.deadline)}")
-    verdict = status.verdict
+    if status.warn_cap is not None:
+        _render_warn_cap(status.warn_cap, console)
+    _render_verdict(status, console)
+
+
+def _render_warn_cap(cap: WarnCap, console: Console) -> None:
+    """The ``MAX_WARN_DURATION`` deadline, or - once it has passed - the choices left."""
+    if cap.exceeded:
+        console.print(
+            f"[bold red]warn has lasted longer than MAX_WARN_DURATION ({format_duration(cap.limit)})[/]"
+            f": warn since {_when(cap.active_since)}, deadline {_when(cap.deadline)}. Choose:"
+        )
+        for number, choice in enumerate(cap.choices, start=1):
+            console.print(f"  {number}.", Text(choice))
+    elif cap.deadline is not None:
+        console.print(f"warn deadline (MAX_WARN_DURATION): {_when(cap.deadline)}")
+
+
+def _render_verdict(status: RolloutStatus, console: Console) -> None:
+    """The closing line: ALLOWED with the command that advances, or BLOCKED with the failing gates."""
     if status.allowed and status.next_phase is not None:
         console.print(
             f"[bold green]ALLOWED[/]: `fundmodel rollout advance` moves to {status.next_phase.label}"
         )
-    elif verdict is not Verdict.COMPLETE:
+    elif status.verdict is not Verdict.COMPLETE:
         blocking = [g.name for g in status.gates if g.status is not GateStatus.PASS]
         console.print(f"[bold red]BLOCKED[/] by {', '.join(blocking)}")
 
@@ -204,12 +250,25 @@ def _render_history(changes: list[ModeChange], console: Console) -> None:
         table.add_row(
             str(change.audit_id),
             _when(change.changed_at),
-            f"{phase_label(change.old)} -> {phase_label(change.new)}",
+            _change_label(change),
             change.source,
             Text(change.actor),
             Text(change.reason),
         )
     console.print(table)
+
+
+def _change_label(change: ModeChange) -> str:
+    action = (
+        change.extra.get("rollout", {}).get("action")
+        if isinstance(change.extra.get("rollout"), dict)
+        else None
+    )
+    if action == START_ACTION:
+        return f"first-run state: {phase_label(change.new)}"
+    if action == RESET_OBSERVATION_ACTION:
+        return f"observation restarted at {phase_label(change.new)}"
+    return f"{phase_label(change.old)} -> {phase_label(change.new)}"
 
 
 def change_json(change: ModeChange) -> dict[str, Any]:
@@ -244,7 +303,7 @@ def _print_step(result: StepResult, *, as_json: bool, with_gates: bool = False) 
 
 rollout_app = typer.Typer(
     name="rollout",
-    help="Move stage validation along off -> warn -> enforce 10% -> 50% -> 100%, gated by measurements.",
+    help="Move stage validation along warn -> enforce 10% -> 50% -> 100% -> sunset, gated by measurements.",
     no_args_is_help=True,
 )
 
@@ -273,7 +332,18 @@ def advance_command(
     to: Annotated[
         str | None,
         typer.Option(
-            "--to", metavar="PHASE", help="Target phase: warn, enforce-10, enforce-50, enforce-100."
+            "--to",
+            metavar="PHASE",
+            help="Target phase: warn, enforce-10, enforce-50, enforce-100, sunset.",
+        ),
+    ] = None,
+    canary_client: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--canary-client",
+            metavar="NAME",
+            help="API key name enforced first whatever the percentage (repeatable; replaces the named "
+            "clients; default: keep them).",
         ),
     ] = None,
     force: Annotated[
@@ -293,7 +363,9 @@ def advance_command(
         who = _actor(actor)
         with _controller(_Sources(database_url, prometheus_url, gates_file, backup_dir)) as controller:
             try:
-                result = controller.advance(actor=who, reason=reason, to=target, force=force)
+                result = controller.advance(
+                    actor=who, reason=reason, to=target, force=force, canary_clients=canary_client
+                )
             except FundmodelError as exc:
                 gates = exc.extra.get("gates")
                 if gates and not as_json:
@@ -338,6 +410,21 @@ def extend_warn_command(
         who = _actor(actor)
         with _controller(_Sources(database_url, None, None, DEFAULT_BACKUP_DIR)) as controller:
             result = controller.extend_warn(actor=who, reason=reason, until=deadline, clients=client or [])
+    _print_step(result, as_json=as_json)
+
+
+@rollout_app.command("reset-observation")
+def reset_observation_command(
+    reason: Annotated[str, typer.Option("--reason", help="Why the observation starts over (audited).")],
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Start the current phase's observation over after a fixed incident (audited; the mode is unchanged)."""
+    with one_line_errors(as_json):
+        who = _actor(actor)
+        with _controller(_Sources(database_url, None, None, DEFAULT_BACKUP_DIR)) as controller:
+            result = controller.reset_observation(actor=who, reason=reason)
     _print_step(result, as_json=as_json)
 
 

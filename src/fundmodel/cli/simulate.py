@@ -1,8 +1,9 @@
 """``fundmodel simulate FILE.json``: run the Monte Carlo engine on a fund config from a file.
 
-Output: Rich tables (default), the engine's JSON (``--json``), and optionally a PNG (``--plot``) with the
-net TVPI histogram, its percentile markers and the median J-curve. Bad files and configs end with one
-line on stderr and exit code 2; other failures exit 1. Never a traceback.
+Output: Rich tables (default), the engine's JSON (``--json``), optionally a PNG (``--plot``) with the
+net TVPI histogram, its percentile markers, the TVPI/DPI bands by year and the median J-curve, and a CSV
+with one row per simulated fund (``--export-funds``). Bad files and configs end with one
+line on stderr and exit code 2; other failures exit 1 (``cli/common.exit_code_for``). Never a traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fundmodel.cli.common import exit_code_for
 from fundmodel.errors import FundmodelError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -29,8 +31,6 @@ ITERATIONS_HELP = "Simulated funds (10 to 2,000,000)."
 DEFAULT_ITERATIONS = 10_000
 PROGRESS_THRESHOLD = 200_000
 """Runs at least this large show a progress bar on stderr."""
-USAGE_EXIT_CODE = 2
-FAILURE_EXIT_CODE = 1
 
 
 def register(app: typer.Typer) -> None:
@@ -54,7 +54,17 @@ def simulate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     plot: Annotated[
         Path | None,
-        typer.Option("--plot", help="Write a PNG with the TVPI histogram and the median J-curve."),
+        typer.Option(
+            "--plot",
+            help="Write a PNG with the TVPI histogram, the TVPI/DPI bands by year and the median J-curve.",
+        ),
+    ] = None,
+    export_funds: Annotated[
+        Path | None,
+        typer.Option(
+            "--export-funds",
+            help="Write a CSV, one row per simulated fund (netTvpi, dpi, netIrr, grossMoic, paidIn, ...).",
+        ),
     ] = None,
 ) -> None:
     """Simulate a venture fund: net TVPI, DPI and IRR; odds of net TVPI >= 1x, 2x, 3x, 5x, 10x."""
@@ -71,10 +81,11 @@ def simulate_command(
             render(Console(), config, result)
         if plot is not None:
             write_plot(result, plot)
+        if export_funds is not None:
+            write_funds(result, export_funds)
     except FundmodelError as error:
-        code = USAGE_EXIT_CODE if isinstance(error, InvalidInputError) else FAILURE_EXIT_CODE
         typer.echo(f"error: {error.detail}", err=True)
-        raise typer.Exit(code) from None
+        raise typer.Exit(exit_code_for(error)) from None
 
 
 def _read_json(file: Path) -> object:
@@ -187,54 +198,123 @@ def render(console: Console, config: SimulationConfig, result: SimulationResult)
     )
     money.add_row("Stage distribution", allocation)
     console.print(money)
+    _render_sources(console, document)
+
+
+def _render_sources(console: Console, document: dict[str, Any]) -> None:
+    # Engine outputs added in engine 2 (issue 11): shown when the result carries them.
+    if "probFundReturner" in document or "returnsBySource" in document:
+        sources = Table(title="Where the returns come from")
+        sources.add_column("measure")
+        sources.add_column("value", justify="right")
+        if "probFundReturner" in document:
+            sources.add_row("P(a company returns the whole fund)", _percent(document["probFundReturner"]))
+        for key, label in (("initial", "initial checks"), ("followOn", "follow-ons")):
+            source = document.get("returnsBySource", {}).get(key)
+            if source is not None:
+                sources.add_row(f"Gross MOIC of {label}", _multiple(source["grossMoic"]))
+                sources.add_row(f"Loss ratio of {label} (dollars < 1x)", _percent(source["lossRatio"]))
+        console.print(sources)
+    outcomes = document.get("dealOutcomes")
+    if outcomes is not None:
+        buckets = list(outcomes["byCount"])
+        table = Table(title="Financings by multiple (initial checks and follow-ons, all funds)")
+        table.add_column("share of")
+        for bucket in buckets:
+            table.add_column(bucket, justify="right")
+        table.add_row("count", *(_percent(outcomes["byCount"][bucket]) for bucket in buckets))
+        table.add_row("dollars", *(_percent(outcomes["byDollars"][bucket]) for bucket in buckets))
+        console.print(table)
+
+
+def write_funds(result: SimulationResult, path: Path) -> None:
+    """Write the per-fund table as CSV (``fundmodel.simulations.fund_table``)."""
+    from fundmodel.simulations.fund_table import write_fund_table
+
+    try:
+        with path.open("w", encoding="utf-8", newline="") as stream:
+            write_fund_table(result, stream)
+    except OSError as error:
+        raise FundmodelError(f"cannot write the fund table to {path}: {error.strerror or error}") from None
 
 
 def write_plot(result: SimulationResult, path: Path) -> None:
-    """Write the TVPI histogram (with percentile markers) and the median J-curve as a PNG."""
+    """Write the TVPI histogram (with percentile markers), the TVPI/DPI bands by year when the result
+    has them, and the median J-curve as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    tvpi = result.samples["netTvpi"]
-    percentiles = result.net_tvpi.percentiles
-    upper = max(float(percentiles[95]) * 1.6, 1.5)
-    figure, (histogram, curve) = pyplot.subplots(1, 2, figsize=(13, 5), dpi=110)
+    bands = result.to_json().get("yearlyBands")
+    panels = 3 if bands is not None else 2
+    figure, axes = pyplot.subplots(1, panels, figsize=(6.5 * panels, 5), dpi=110)
     try:
-        histogram.hist(tvpi.clip(max=upper), bins=80, color="#4C72B0", alpha=0.85)
-        for level, style in ((5, ":"), (25, "--"), (50, "-"), (75, "--"), (95, ":")):
-            value = percentiles[level]
-            histogram.axvline(value, color="#C44E52", linestyle=style, linewidth=1.4)
-            histogram.annotate(
-                f"p{level} {value:.2f}x",
-                xy=(value, 1.0),
-                xycoords=("data", "axes fraction"),
-                xytext=(3, -14 - 12 * (level in (25, 75))),
-                textcoords="offset points",
-                fontsize=8,
-                color="#C44E52",
-                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none"},
-            )
-        histogram.set_title(
-            f"Net TVPI across {result.engine.iterations:,} simulated funds"
-            f" (values above {upper:.1f}x in the last bin)",
-            fontsize=10,
-        )
-        histogram.set_xlabel("net TVPI (x)")
-        histogram.set_ylabel("simulated funds")
-
-        years = [quarter / 4 for quarter in result.j_curve.quarters]
-        millions = [value / 1e6 for value in result.j_curve.median_cumulative_net_cash_flow]
-        curve.plot(years, millions, color="#55A868", linewidth=2)
-        curve.axhline(0.0, color="grey", linewidth=0.8)
-        below = [value < 0 for value in millions]
-        curve.fill_between(years, millions, 0.0, where=below, alpha=0.15, color="#C44E52")
-        curve.set_title("Median J-curve: cumulative LP net cash flow", fontsize=10)
-        curve.set_xlabel("years since first close")
-        curve.set_ylabel("US$ millions")
+        _plot_histogram(axes[0], result)
+        if bands is not None:
+            _plot_bands(axes[1], bands)
+        _plot_j_curve(axes[-1], result)
         figure.tight_layout()
         figure.savefig(path, format="png")
     except OSError as error:
         raise FundmodelError(f"cannot write plot to {path}: {error.strerror or error}") from None
     finally:
         pyplot.close(figure)
+
+
+def _plot_histogram(histogram: Any, result: SimulationResult) -> None:
+    tvpi = result.samples["netTvpi"]
+    percentiles = result.net_tvpi.percentiles
+    upper = max(float(percentiles[95]) * 1.6, 1.5)
+    histogram.hist(tvpi.clip(max=upper), bins=80, color="#4C72B0", alpha=0.85)
+    for level, style in ((5, ":"), (25, "--"), (50, "-"), (75, "--"), (95, ":")):
+        value = percentiles[level]
+        histogram.axvline(value, color="#C44E52", linestyle=style, linewidth=1.4)
+        histogram.annotate(
+            f"p{level} {value:.2f}x",
+            xy=(value, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -14 - 12 * (level in (25, 75))),
+            textcoords="offset points",
+            fontsize=8,
+            color="#C44E52",
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none"},
+        )
+    histogram.set_title(
+        f"Net TVPI across {result.engine.iterations:,} simulated funds"
+        f" (values above {upper:.1f}x in the last bin)",
+        fontsize=10,
+    )
+    histogram.set_xlabel("net TVPI (x)")
+    histogram.set_ylabel("simulated funds")
+
+
+def _plot_bands(axis: Any, bands: dict[str, Any]) -> None:
+    years = bands["years"]
+    for key, label, color in (("tvpi", "TVPI", "#4C72B0"), ("dpi", "DPI", "#55A868")):
+        band = bands[key]
+        axis.fill_between(years, band["p10"], band["p90"], color=color, alpha=0.12, linewidth=0)
+        axis.fill_between(
+            years, band["p25"], band["p75"], color=color, alpha=0.28, linewidth=0, label=f"{label} p25-p75"
+        )
+        axis.plot(years, band["p50"], color=color, linewidth=2, label=f"{label} median (band p10-p90)")
+    axis.axhline(1.0, color="grey", linewidth=0.8)
+    axis.set_title("Net TVPI and DPI by year across simulated funds", fontsize=10)
+    axis.set_xlabel("years since first close")
+    axis.set_ylabel("multiple of paid-in (x)")
+    axis.legend(fontsize=8, loc="upper left")
+
+
+def _plot_j_curve(curve: Any, result: SimulationResult) -> None:
+    years = [quarter / 4 for quarter in result.j_curve.quarters]
+    millions = [value / 1e6 for value in result.j_curve.median_cumulative_net_cash_flow]
+    curve.plot(years, millions, color="#55A868", linewidth=2, label="distributions - calls (no NAV)")
+    curve.axhline(0.0, color="grey", linewidth=0.8)
+    below = [value < 0 for value in millions]
+    curve.fill_between(years, millions, 0.0, where=below, alpha=0.15, color="#C44E52")
+    curve.set_title(
+        "Median J-curve: cumulative LP net cash flow\n(cash only: remaining NAV is excluded)", fontsize=10
+    )
+    curve.set_xlabel("years since first close")
+    curve.set_ylabel("US$ millions")
+    curve.legend(fontsize=8, loc="lower right")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from fundmodel.companies.models import (
     AllocationChange,
@@ -16,12 +17,13 @@ from fundmodel.companies.models import (
     CompanyCreate,
     CompanyPage,
 )
+from fundmodel.db.stage_guard import refused_by_stage_guard
 from fundmodel.db.tables import portfolio_companies
 from fundmodel.db.values import as_utc
-from fundmodel.errors import ConflictError, InvalidInputError, NotFoundError
+from fundmodel.errors import ConflictError, InvalidInputError, NotFoundError, StageValidationError
 from fundmodel.funds.service import require_fund
 from fundmodel.pagination import fetch_page
-from fundmodel.stages import Stage, normalize_stage
+from fundmodel.stages import STAGE_ORDER, Stage, normalize_stage
 
 _SHOWN_IDS = 10
 
@@ -61,25 +63,51 @@ def list_companies(
 
 
 def create_company(engine: Engine, fund_id: int, body: CompanyCreate, stored_stage: str) -> Company:
-    """Insert a company; ``stored_stage`` is what the validation layer decided to store."""
+    """Insert a company; ``stored_stage`` is what the validation layer decided to store.
+
+    Under off/warn that may be an unknown name, which the canonical-stage guard (``db constrain-stages``)
+    refuses: that is the client's input being rejected, a 400 ``STAGE_GUARD_REJECTED``, never a 500.
+    """
     now = datetime.now(UTC)
-    with engine.begin() as connection:
-        require_fund(connection, fund_id)
-        row = connection.execute(
-            insert(portfolio_companies)
-            .values(
-                fund_id=fund_id,
-                name=body.name,
-                stage=stored_stage,
-                invested=body.invested,
-                reserve_allocation=body.reserve_allocation,
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(*portfolio_companies.c)
-        ).one()
+    try:
+        with engine.begin() as connection:
+            require_fund(connection, fund_id)
+            row = connection.execute(
+                insert(portfolio_companies)
+                .values(
+                    fund_id=fund_id,
+                    name=body.name,
+                    stage=stored_stage,
+                    invested=body.invested,
+                    reserve_allocation=body.reserve_allocation,
+                    version=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(*portfolio_companies.c)
+            ).one()
+    except IntegrityError as error:
+        if _refused_by_guard(error):
+            raise _stage_guard_rejected(stored_stage, field="stage") from None
+        raise
     return to_company(row._mapping)
+
+
+def _stage_guard_rejected(value: str, *, field: str) -> StageValidationError:
+    """The problem for an unknown stage that off/warn accepted but the database's guard refuses to store."""
+    suggestions = [stage.value for stage in normalize_stage(value).suggestions]
+    return StageValidationError(
+        f"{field} {value!r} is not a canonical stage, and this database only stores canonical stages "
+        "(the guard added by `fundmodel db constrain-stages`), so it cannot be stored in any mode; "
+        "send a canonical stage name",
+        code="STAGE_GUARD_REJECTED",
+        field=field,
+        extra={
+            "invalid": [value],
+            "suggestions": {value: suggestions},
+            "validStages": [stage.value for stage in STAGE_ORDER],
+        },
+    )
 
 
 def update_allocations(engine: Engine, fund_id: int, changes: list[AllocationChange]) -> AllocationResult:
@@ -111,15 +139,20 @@ def update_allocations(engine: Engine, fund_id: int, changes: list[AllocationCha
         if stale:
             raise _conflict(stale, current)
         for change in changes:
-            result = connection.execute(
-                update(table)
-                .where(table.c.id == change.company_id, table.c.version == change.version)
-                .values(
-                    reserve_allocation=change.reserve_allocation,
-                    version=change.version + 1,
-                    updated_at=now,
+            try:
+                result = connection.execute(
+                    update(table)
+                    .where(table.c.id == change.company_id, table.c.version == change.version)
+                    .values(
+                        reserve_allocation=change.reserve_allocation,
+                        version=change.version + 1,
+                        updated_at=now,
+                    )
                 )
-            )
+            except IntegrityError as error:
+                if _refused_by_guard(error):
+                    raise _stored_stage_not_canonical(change.company_id) from None
+                raise
             if result.rowcount != 1:
                 # A writer slipped in between the locked read and this write (SQLite has no row
                 # locks); leaving the block by raising rolls back the whole batch.
@@ -151,6 +184,22 @@ def _stored_spellings(connection: Connection, fund_id: int, stage: StageFilter) 
         select(table.c.stage).where(table.c.fund_id == fund_id).distinct()
     ).scalars()
     return sorted(value for value in distinct if stage.matches(value))
+
+
+def _refused_by_guard(error: IntegrityError) -> bool:
+    return refused_by_stage_guard(error, portfolio_companies.name, portfolio_companies.c.stage.name)
+
+
+def _stored_stage_not_canonical(company_id: int) -> ConflictError:
+    # PostgreSQL checks a CHECK constraint on every updated row: while the guard is NOT VALID (added, but a
+    # legacy value slipped in before VALIDATE), that row cannot be updated at all until it is normalized.
+    # (The failed statement aborted the transaction, so the stored value cannot be read back here.)
+    return ConflictError(
+        f"company {company_id} still holds a non-canonical stage, which the canonical-stage guard "
+        "refuses to keep on any update; nothing was updated — an operator must normalize it "
+        "(`fundmodel db normalize-stages --apply`, or `--map` for an unknown value) and retry",
+        code="STORED_STAGE_NOT_CANONICAL",
+    )
 
 
 def _conflict(stale: list[AllocationChange], current: dict[int, int]) -> ConflictError:

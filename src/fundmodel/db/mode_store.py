@@ -4,7 +4,8 @@ The database row is shared by every worker and replica. Each change is written t
 in one transaction (compare-and-swap on a version column, so two concurrent writers never lose an audit
 entry). Requests read only the in-process cache (:meth:`ModeStore.current`), which a background refresher
 keeps fresh; when the store cannot be read, the last known value stays in force. Before any row exists, the
-mode is the process default (``STAGE_VALIDATION_MODE``).
+mode is the process default (``STAGE_VALIDATION_MODE``). What a write may contain is checked in
+:mod:`fundmodel.db.mode_request`.
 """
 
 from __future__ import annotations
@@ -13,36 +14,25 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, TypeVar, overload
 
 from sqlalchemy import Connection, Engine, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from fundmodel.db.tables import stage_validation_audit, stage_validation_state
+# Re-exported: callers name the sources, the limits and the request through the store they write to.
+from fundmodel.db.mode_request import MAX_ACTOR_LENGTH as MAX_ACTOR_LENGTH
+from fundmodel.db.mode_request import MAX_REASON_LENGTH as MAX_REASON_LENGTH
+from fundmodel.db.mode_request import ModeChangeSource as ModeChangeSource
+from fundmodel.db.mode_request import ModeWriteRequest as ModeWriteRequest
+from fundmodel.db.tables import api_keys, stage_validation_audit, stage_validation_state
 from fundmodel.db.values import as_utc
 from fundmodel.errors import InvalidInputError, StoreUnavailableError
 from fundmodel.validation import ModeState, ValidationMode
 
 STATE_ROW_ID = 1
-MAX_ACTOR_LENGTH = 100
-MAX_REASON_LENGTH = 1000
-
-
-class ModeChangeSource(StrEnum):
-    """Which path changed the mode: the audit row's ``source`` and the mode-change metric's label."""
-
-    MANUAL = "manual"
-    ALERTMANAGER = "alertmanager"
-    ROLLOUT = "rollout"
-
-    __hash__ = str.__hash__
-
-
-MODE_CHANGE_SOURCES = frozenset(ModeChangeSource)
 _WRITE_ATTEMPTS = 20
 _RETRY_BACKOFF_SECONDS = 0.005
 _T = TypeVar("_T")
@@ -139,12 +129,7 @@ class ModeStore:
             raise StoreUnavailableError(f"mode store unreadable: {_first_line(exc)}") from exc
         if row is None:
             return StoredMode(self._default, 0, None, None)
-        return StoredMode(
-            ModeState(ValidationMode(row.mode), float(row.canary_percent)),
-            int(row.version),
-            as_utc(row.updated_at),
-            str(row.updated_by),
-        )
+        return _stored(row)
 
     def refresh(self) -> bool:
         """Re-read into the cache; on failure keep the last known value and return False."""
@@ -168,6 +153,8 @@ class ModeStore:
         reason: str,
         source: str = ...,
         extra: Mapping[str, Any] | None = ...,
+        canary_clients: Iterable[str] | None = ...,
+        aliases_rejected: bool | None = ...,
         only_if: None = ...,
     ) -> ModeChange: ...
 
@@ -181,6 +168,8 @@ class ModeStore:
         reason: str,
         source: str = ...,
         extra: Mapping[str, Any] | None = ...,
+        canary_clients: Iterable[str] | None = ...,
+        aliases_rejected: bool | None = ...,
         only_if: Callable[[ModeState], bool],
     ) -> ConditionalWrite: ...
 
@@ -193,16 +182,29 @@ class ModeStore:
         reason: str,
         source: str = ModeChangeSource.MANUAL,
         extra: Mapping[str, Any] | None = None,
+        canary_clients: Iterable[str] | None = None,
+        aliases_rejected: bool | None = None,
         only_if: Callable[[ModeState], bool] | None = None,
     ) -> ConditionalWrite:
         """Write a new mode with its audit row, atomically.
+
+        ``canary_clients`` (API key names; a name not among the active keys is refused) and
+        ``aliases_rejected`` replace the stored values when given; ``None`` keeps them (so a downgrade
+        or a percentage change does not forget who the named canary clients are).
 
         ``only_if`` is checked against the state inside the write (e.g. "only when enforcing", for the
         auto-downgrade): when it returns False nothing is written and the result is a
         :class:`ModeWriteRefused`. Without ``only_if`` the result is always the :class:`ModeChange`.
         """
         request = ModeWriteRequest.checked(
-            mode, canary_percent, actor=actor, reason=reason, source=source, extra=extra
+            mode,
+            canary_percent,
+            actor=actor,
+            reason=reason,
+            source=source,
+            extra=extra,
+            canary_clients=canary_clients,
+            aliases_rejected=aliases_rejected,
         )
         return self.transact(lambda transaction: transaction.write(request, only_if))
 
@@ -232,6 +234,25 @@ class ModeStore:
             return result
         raise StoreUnavailableError("mode store not written: too many concurrent writers")
 
+    def initialize(self, *, actor: str, reason: str, extra: Mapping[str, Any]) -> ModeChange | None:
+        """Store the first-run state (the process default) with its audit row when nothing is stored yet,
+        so the rollout has an audited start; ``None`` when a state is already stored (nothing written)."""
+        request = ModeWriteRequest.checked(
+            self._default.mode,
+            self._default.canary_percent,
+            actor=actor,
+            reason=reason,
+            source=ModeChangeSource.ROLLOUT,
+            extra=extra,
+        )
+
+        def first_write(transaction: ModeTransaction) -> ModeChange | None:
+            if transaction.read_locked().version:
+                return None
+            return transaction.write(request)
+
+        return self.transact(first_write)
+
     def audit_log(self, limit: int = 50) -> list[ModeChange]:
         """The most recent changes, newest first."""
         audit = stage_validation_audit
@@ -243,8 +264,8 @@ class ModeStore:
         return [
             ModeChange(
                 audit_id=int(row.id),
-                old=ModeState(ValidationMode(row.old_mode), float(row.old_canary_percent)),
-                new=ModeState(ValidationMode(row.new_mode), float(row.new_canary_percent)),
+                old=audited_state(row, "old"),
+                new=audited_state(row, "new"),
                 actor=row.actor,
                 reason=row.reason,
                 source=row.source,
@@ -258,40 +279,6 @@ class ModeStore:
         with self._lock:
             self._writes += 1
             self._cached = _Cached(stored, self._clock())
-
-
-@dataclass(frozen=True, slots=True)
-class ModeWriteRequest:
-    """A validated mode change, ready to be written."""
-
-    new: ModeState
-    actor: str
-    reason: str
-    source: str
-    extra: dict[str, Any]
-
-    @classmethod
-    def checked(
-        cls,
-        mode: ValidationMode,
-        canary_percent: float,
-        *,
-        actor: str,
-        reason: str,
-        source: str,
-        extra: Mapping[str, Any] | None = None,
-    ) -> ModeWriteRequest:
-        if source not in MODE_CHANGE_SOURCES:
-            raise InvalidInputError(
-                f"source must be one of {', '.join(sorted(MODE_CHANGE_SOURCES))}", field="source"
-            )
-        return cls(
-            new=ModeState(ValidationMode(mode), _check_canary(canary_percent)),
-            actor=_check_text("actor", actor, MAX_ACTOR_LENGTH),
-            reason=_check_text("reason", reason, MAX_REASON_LENGTH),
-            source=source,
-            extra=dict(extra or {}),
-        )
 
 
 class ModeTransaction:
@@ -314,12 +301,7 @@ class ModeTransaction:
         row = self._locked_row()
         if row is None:
             return StoredMode(self._store.default, 0, None, None)
-        return StoredMode(
-            ModeState(ValidationMode(row.mode), float(row.canary_percent)),
-            int(row.version),
-            as_utc(row.updated_at),
-            str(row.updated_by),
-        )
+        return _stored(row)
 
     @overload
     def write(self, request: ModeWriteRequest, only_if: None = ...) -> ModeChange: ...
@@ -334,13 +316,9 @@ class ModeTransaction:
         state = stage_validation_state
         now = datetime.now(UTC)
         row = self._locked_row()
-        old = (
-            ModeState(ValidationMode(row.mode), float(row.canary_percent))
-            if row is not None
-            else self._store.default
-        )
+        old = _stored(row).state if row is not None else self._store.default
         new, actor, reason, source, extra = (
-            request.new,
+            request.applied_to(old),
             request.actor,
             request.reason,
             request.source,
@@ -349,9 +327,12 @@ class ModeTransaction:
         if only_if is not None and not only_if(old):
             self.observed = StoredMode(old, int(row.version) if row else 0, None, None)
             return ModeWriteRefused(old)
+        self._refuse_unknown_clients(new.canary_clients - old.canary_clients)
         values = {
             "mode": new.mode.value,
             "canary_percent": new.canary_percent,
+            "canary_clients": new.sorted_clients,
+            "aliases_rejected": new.aliases_rejected,
             "updated_at": now,
             "updated_by": actor,
         }
@@ -378,6 +359,10 @@ class ModeTransaction:
                 old_canary_percent=old.canary_percent,
                 new_mode=new.mode.value,
                 new_canary_percent=new.canary_percent,
+                old_canary_clients=old.sorted_clients,
+                new_canary_clients=new.sorted_clients,
+                old_aliases_rejected=old.aliases_rejected,
+                new_aliases_rejected=new.aliases_rejected,
                 actor=actor,
                 reason=reason,
                 source=source,
@@ -387,6 +372,26 @@ class ModeTransaction:
         ).scalar_one()
         self.observed = StoredMode(new, version, now, actor)
         return ModeChange(int(audit_id), old, new, actor, reason, source, now, extra)
+
+    def _refuse_unknown_clients(self, added: frozenset[str]) -> None:
+        """Newly named canary clients must be active API keys (names already stored are kept as they are,
+        so a revoked key never blocks a downgrade)."""
+        if not added:
+            return
+        known = set(
+            self._connection.execute(
+                select(api_keys.c.name).where(
+                    api_keys.c.name.in_(sorted(added)), api_keys.c.revoked_at.is_(None)
+                )
+            ).scalars()
+        )
+        unknown = sorted(added - known)
+        if unknown:
+            raise InvalidInputError(
+                f"unknown canary client {', '.join(map(repr, unknown))}: not the name of an active API key "
+                "(see `fundmodel keys list`)",
+                field="canaryClients",
+            )
 
     def _locked_row(self) -> Row[Any] | None:
         state = stage_validation_state
@@ -399,24 +404,24 @@ class _LostRaceError(Exception):
     """Another writer changed the row between our read and our write; retry."""
 
 
-def _check_canary(value: float) -> float:
-    number = float(value)
-    if not math.isfinite(number) or not 0.0 <= number <= 100.0:
-        raise InvalidInputError(
-            f"canary percentage must be between 0 and 100, got {value!r}", field="canaryPercent"
-        )
-    return number
+def audited_state(row: Row[Any], which: str) -> ModeState:
+    """The ``old`` or ``new`` state of one ``stage_validation_audit`` row."""
+    return ModeState(
+        ValidationMode(getattr(row, f"{which}_mode")),
+        float(getattr(row, f"{which}_canary_percent")),
+        frozenset(getattr(row, f"{which}_canary_clients") or ()),
+        bool(getattr(row, f"{which}_aliases_rejected")),
+    )
 
 
-def _check_text(name: str, value: str, limit: int) -> str:
-    text = value.strip()
-    if not text:
-        raise InvalidInputError(f"{name} is required", field=name)
-    if len(text) > limit or any(ord(ch) < 32 and ch not in "\t" for ch in text):
-        raise InvalidInputError(
-            f"{name} must be at most {limit} characters without control characters", field=name
-        )
-    return text
+def _stored(row: Row[Any]) -> StoredMode:
+    state = ModeState(
+        ValidationMode(row.mode),
+        float(row.canary_percent),
+        frozenset(row.canary_clients or ()),
+        bool(row.aliases_rejected),
+    )
+    return StoredMode(state, int(row.version), as_utc(row.updated_at), str(row.updated_by))
 
 
 def _first_line(exc: BaseException) -> str:

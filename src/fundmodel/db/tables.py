@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -21,7 +22,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     func,
+    text,
 )
 
 NAMING_CONVENTION = {
@@ -103,6 +106,8 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     _created_at(),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    # Recorded at most once a minute per key, on a cache-miss lookup (revision 0006).
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
 )
 
 stage_validation_state = Table(
@@ -114,6 +119,9 @@ stage_validation_state = Table(
     Column("version", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("updated_by", String(100), nullable=False),
+    # Named canary clients (API key names, a JSON list) and the Sunset step's flag (revision 0005).
+    Column("canary_clients", JSON, nullable=False, server_default=text("'[]'")),
+    Column("aliases_rejected", Boolean, nullable=False, server_default=false()),
     CheckConstraint("id = 1", name="single_row"),
     CheckConstraint("mode IN ('off', 'warn', 'enforce')", name="mode"),
     CheckConstraint("canary_percent >= 0 AND canary_percent <= 100", name="canary_percent"),
@@ -132,6 +140,10 @@ stage_validation_audit = Table(
     Column("reason", Text, nullable=False),
     Column("source", String(32), nullable=False),
     Column("extra", JSON, nullable=False),
+    Column("old_canary_clients", JSON, nullable=False, server_default=text("'[]'")),
+    Column("new_canary_clients", JSON, nullable=False, server_default=text("'[]'")),
+    Column("old_aliases_rejected", Boolean, nullable=False, server_default=false()),
+    Column("new_aliases_rejected", Boolean, nullable=False, server_default=false()),
     Index("ix_stage_validation_audit_changed_at", "changed_at"),
 )
 

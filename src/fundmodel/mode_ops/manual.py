@@ -6,6 +6,8 @@ route is for development and staging unless ``ALLOW_PRODUCTION_MODE_PUT=true`` o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fundmodel.db.mode_store import ModeChange, ModeChangeSource, ModeStore
 from fundmodel.errors import PermissionDeniedError
 from fundmodel.observability.metrics import ServiceMetrics
@@ -27,6 +29,8 @@ def set_mode_over_http(
     canary_percent: float,
     actor: str,
     reason: str,
+    canary_clients: Sequence[str] = (),
+    aliases_rejected: bool = False,
 ) -> ModeChange:
     """Write the mode with its audit row; this worker applies it at once, the others within the TTL."""
     if settings.app_env == "production" and not settings.allow_production_mode_put:
@@ -42,6 +46,8 @@ def set_mode_over_http(
         reason=reason,
         source=MANUAL_SOURCE,
         extra={"via": "http"},
+        canary_clients=canary_clients,
+        aliases_rejected=aliases_rejected,
     )
     metrics.refresh_mode_change_counts()
     metrics.set_mode(change.new.mode.value, change.new.canary_percent)

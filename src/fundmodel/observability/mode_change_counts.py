@@ -45,8 +45,8 @@ _log = structlog.get_logger("fundmodel.mode")
 def audit_counts_by_source(engine: Engine) -> dict[str, int]:
     """Audited mode changes per source. Raises :class:`StoreUnavailableError` when unreadable.
 
-    An audited write that changes neither the mode nor the canary percentage (``rollout extend-warn``
-    records a decision that way) is not a change.
+    An audited write that changes neither the mode, the canary percentage nor the Sunset flag
+    (``rollout extend-warn`` records a decision that way) is not a change.
     """
     audit = stage_validation_audit
     query = (
@@ -55,6 +55,7 @@ def audit_counts_by_source(engine: Engine) -> dict[str, int]:
             or_(
                 audit.c.old_mode != audit.c.new_mode,
                 audit.c.old_canary_percent != audit.c.new_canary_percent,
+                audit.c.old_aliases_rejected != audit.c.new_aliases_rejected,  # the Sunset step
             )
         )
         .group_by(audit.c.source)

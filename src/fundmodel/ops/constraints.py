@@ -9,6 +9,7 @@ for every write path. NULL is left to the column's own NOT NULL rule in both cas
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,11 +17,14 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from fundmodel.db.stage_guard import guard_constraint_name, sqlite_guard_message
 from fundmodel.errors import OperationRefusedError
 from fundmodel.ops.connection import is_postgresql
+from fundmodel.ops.planning import classify_stage_value
 from fundmodel.ops.stage_columns import CANONICAL_VALUES, StageColumn
 
 _LISTED_ROWS = 100
+_HINTED_VALUES = 5  # unknown values spelled out as --map items in the refusal
 
 # Per stage column: the guard fully in force (PostgreSQL: VALIDATED; SQLite: both triggers), in force
 # for new writes only (PostgreSQL NOT VALID), half there (SQLite: one of its two triggers), or absent.
@@ -32,11 +36,36 @@ GUARD_ABSENT: GuardState = "absent"
 
 
 def constraint_name(column: StageColumn) -> str:
-    return f"ck_{column.table_name}_{column.column.name}_canonical"
+    return guard_constraint_name(column.table_name, column.column.name)
 
 
 def _in_list() -> str:
     return ", ".join(f"'{value}'" for value in CANONICAL_VALUES)
+
+
+@dataclass(frozen=True)
+class OffendingRow:
+    row_id: str
+    value: str
+
+
+@dataclass(frozen=True)
+class OffendingValues:
+    """The non-canonical values of one stage column: how many rows, which spellings, the first rows."""
+
+    table: str
+    rows: int
+    values: tuple[str, ...]
+    listed: tuple[OffendingRow, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "rows": self.rows,
+            "row_ids": [row.row_id for row in self.listed],
+            "values": list(self.values),
+            "listed": [{"row_id": row.row_id, "value": row.value} for row in self.listed],
+        }
 
 
 @dataclass
@@ -44,18 +73,18 @@ class ConstraintReport:
     added: list[str] = field(default_factory=list)
     already_present: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
-    offending: list[dict[str, Any]] = field(default_factory=list)
+    offending: list[OffendingValues] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "added": self.added,
             "already_present": self.already_present,
             "dropped": self.dropped,
-            "offending": self.offending,
+            "offending": [found.to_json() for found in self.offending],
         }
 
 
-def offending_rows(connection: Connection, columns: Sequence[StageColumn]) -> list[dict[str, Any]]:
+def offending_rows(connection: Connection, columns: Sequence[StageColumn]) -> list[OffendingValues]:
     """Per table, non-canonical (non-NULL) values with their counts and the first rows (id and value)."""
     found = []
     for column in columns:
@@ -67,15 +96,19 @@ def offending_rows(connection: Connection, columns: Sequence[StageColumn]) -> li
             ).all()
             values = connection.scalars(select(column.column).where(bad).distinct().limit(20)).all()
             found.append(
-                {
-                    "table": column.table_name,
-                    "rows": int(count),
-                    "row_ids": [str(row_id) for row_id, _value in listed],
-                    "values": sorted(values),
-                    "listed": [{"row_id": str(row_id), "value": value} for row_id, value in listed],
-                }
+                OffendingValues(
+                    table=column.table_name,
+                    rows=int(count),
+                    values=tuple(sorted(values)),
+                    listed=tuple(OffendingRow(str(row_id), value) for row_id, value in listed),
+                )
             )
     return found
+
+
+def offending_extra(found: Sequence[OffendingValues]) -> dict[str, Any]:
+    """A refusal's ``extra``: the offending rows as the error document carries them (``--json``)."""
+    return {"offending": [values.to_json() for values in found]}
 
 
 def _postgresql_state(connection: Connection, column: StageColumn) -> bool | None:
@@ -130,6 +163,30 @@ def constraints_present(engine: Engine, columns: Sequence[StageColumn]) -> dict[
         return {name: state != GUARD_ABSENT for name, state in guard_states(connection, columns).items()}
 
 
+def normalize_first_hint(values: Sequence[str]) -> str:
+    """The commands that make ``values`` canonical: ``--apply`` normalizes known spellings; unknown values
+    need the operator to say which stage they are (``--map``), so the hint names each of them."""
+    unknown = [value for value in values if classify_stage_value(value)[0] == "unknown"]
+    fixes = []
+    if len(unknown) < len(values):
+        fixes.append("`fundmodel db normalize-stages --apply` for the known legacy spellings")
+    if unknown:
+        shown = unknown[:_HINTED_VALUES]
+        maps = " ".join("--map " + _single_quoted(f"{value}=STAGE") for value in shown)
+        more = f" (and {len(unknown) - len(shown)} more)" if len(unknown) > len(shown) else ""
+        fixes.append(
+            f"`fundmodel db normalize-stages --apply {maps}` for the unknown values "
+            f"{', '.join(map(repr, shown))}{more}, STAGE being one of {', '.join(CANONICAL_VALUES)}"
+        )
+    return "; ".join(fixes)
+
+
+def _single_quoted(argument: str) -> str:
+    """A shell word, always quoted (``'mezzanine=STAGE'``) so every --map item reads the same."""
+    quoted = shlex.quote(argument)
+    return quoted if quoted.startswith("'") else f"'{quoted}'"
+
+
 def add_stage_constraints(
     engine: Engine, columns: Sequence[StageColumn], *, lock_timeout_ms: int = 5000
 ) -> ConstraintReport:
@@ -138,10 +195,11 @@ def add_stage_constraints(
     with engine.connect() as connection:
         report.offending = offending_rows(connection, columns)
     if report.offending:
-        summary = ", ".join(f"{o['table']}: {o['rows']} rows" for o in report.offending)
+        summary = ", ".join(f"{found.table}: {found.rows} rows" for found in report.offending)
+        values = sorted({value for found in report.offending for value in found.values})
         raise OperationRefusedError(
-            f"non-canonical stages remain ({summary}); run `fundmodel db normalize-stages --apply` first",
-            extra={"offending": report.offending},
+            f"non-canonical stages remain ({summary}); normalize them first: {normalize_first_hint(values)}",
+            extra=offending_extra(report.offending),
         )
     for column in columns:
         name = constraint_name(column)
@@ -187,7 +245,7 @@ def _add_postgresql(
         raise OperationRefusedError(
             f"{name} added NOT VALID but could not be validated ({exc.orig}); "
             "normalize the listed rows and run constrain-stages again",
-            extra={"offending": offending},
+            extra=offending_extra(offending),
         ) from exc
     report.added.append(name)
 
@@ -196,7 +254,7 @@ def _add_sqlite(connection: Connection, column: StageColumn) -> None:
     insert_name, update_name = sqlite_guard_triggers(column)
     table = connection.dialect.identifier_preparer.format_table(column.table)
     stage = connection.dialect.identifier_preparer.quote(column.column.name)
-    message = f"{column.table_name}.{column.column.name} must be a canonical stage"
+    message = sqlite_guard_message(column.table_name, column.column.name)
     condition = f"NEW.{stage} IS NOT NULL AND NEW.{stage} NOT IN ({_in_list()})"
     connection.exec_driver_sql(
         f"CREATE TRIGGER IF NOT EXISTS {insert_name} BEFORE INSERT ON {table} "

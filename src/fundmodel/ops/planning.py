@@ -2,13 +2,15 @@
 
 Planning works per distinct value (a table holds few spellings), so it costs one grouped scan per
 table, never a row list held in memory. Unknown values are listed with the rows they sit in and are
-never guessed.
+never guessed; an operator may map them to stages (``operator_map``, see
+:mod:`fundmodel.ops.normalize.operator_map`), and a mapped value is planned as a change like a legacy
+spelling, marked ``mapped``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -41,6 +43,8 @@ class ValueChange:
     before: str
     after: str
     rows: int
+    # An unknown value the operator mapped (--map), not a spelling the taxonomy knows.
+    mapped: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ class TablePlan:
 class Plan:
     tables: tuple[TablePlan, ...]
     allocation_issues: tuple[dict[str, Any], ...] = field(default=())
+    # The operator's --map (exact stored value -> canonical stage), stored with the run for its follow-ups.
+    operator_map: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def rows_to_change(self) -> int:
@@ -108,7 +114,8 @@ class Plan:
                     "rows_to_change": table.rows_to_change,
                     "unknown_rows": table.unknown_rows,
                     "changes": [
-                        {"before": c.before, "after": c.after, "rows": c.rows} for c in table.changes
+                        {"before": c.before, "after": c.after, "rows": c.rows, "mapped": c.mapped}
+                        for c in table.changes
                     ],
                     "unknown": [
                         {
@@ -123,6 +130,7 @@ class Plan:
                 for table in self.tables
             ],
             "allocation_issues": list(self.allocation_issues),
+            "operator_map": dict(sorted(self.operator_map.items())),
         }
 
 
@@ -135,9 +143,14 @@ def _unknown_row_ids(
 
 
 def plan_table(
-    connection: Connection, column: StageColumn, *, max_listed_rows: int = DEFAULT_MAX_LISTED_ROWS
+    connection: Connection,
+    column: StageColumn,
+    *,
+    max_listed_rows: int = DEFAULT_MAX_LISTED_ROWS,
+    operator_map: Mapping[str, str] | None = None,
 ) -> TablePlan:
-    """Plan one stage column from a single grouped scan."""
+    """Plan one stage column from a single grouped scan; unknown values in ``operator_map`` become changes."""
+    operator_map = operator_map or {}
     counts = connection.execute(select(column.column, func.count()).group_by(column.column)).all()
     total = canonical_rows = 0
     changes: list[ValueChange] = []
@@ -150,6 +163,8 @@ def plan_table(
         elif verdict == "change":
             assert after is not None
             changes.append(ValueChange(before=value, after=after, rows=rows))
+        elif isinstance(value, str) and value in operator_map:
+            changes.append(ValueChange(before=value, after=operator_map[value], rows=rows, mapped=True))
         else:
             suggestions = (
                 tuple(s.value for s in normalize_stage(value).suggestions) if isinstance(value, str) else ()
@@ -206,9 +221,15 @@ def build_plan(
     allocations: Sequence[StageColumn] = (),
     *,
     max_listed_rows: int = DEFAULT_MAX_LISTED_ROWS,
+    operator_map: Mapping[str, str] | None = None,
 ) -> Plan:
     """Plan every stage column; read-only."""
+    operator_map = dict(operator_map or {})
     return Plan(
-        tables=tuple(plan_table(connection, column, max_listed_rows=max_listed_rows) for column in columns),
+        tables=tuple(
+            plan_table(connection, column, max_listed_rows=max_listed_rows, operator_map=operator_map)
+            for column in columns
+        ),
         allocation_issues=tuple(allocation_issues(connection, list(allocations))),
+        operator_map=operator_map,
     )

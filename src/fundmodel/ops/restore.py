@@ -23,17 +23,11 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from fundmodel.errors import ConfigurationError, ExternalToolError, IntegrityCheckError
-from fundmodel.ops.backup import (
-    KIND_POSTGRESQL,
-    KIND_SQLITE,
-    BackupManifest,
+from fundmodel.ops.backup import KIND_POSTGRESQL, KIND_SQLITE, count_sqlite_tables, sqlite_path
+from fundmodel.ops.backup_manifest import BackupManifest, load_manifest
+from fundmodel.ops.backup_verification import (
     check_checksum,
-    count_sqlite_tables,
     discard_verification_record,
-    libpq_environment,
-    load_manifest,
-    sqlite_path,
-    tool_path,
     write_verification_record,
 )
 from fundmodel.ops.constraints import (
@@ -45,6 +39,7 @@ from fundmodel.ops.constraints import (
     guard_states,
     sqlite_guard_triggers,
 )
+from fundmodel.ops.pg_tools import libpq_environment, tool_path
 from fundmodel.ops.stage_columns import StageColumn, stage_columns, stage_metadata
 
 
@@ -239,7 +234,9 @@ def _restore_into_scratch(
                 raise IntegrityCheckError(f"backup is not a readable SQLite database: {exc}") from exc
             if problems != [("ok",)]:
                 raise IntegrityCheckError(f"SQLite integrity_check failed: {problems[0][0]}")
-            counts = {row["name"]: row["rows"] for row in count_sqlite_tables(target, names)}
+            counts: dict[str, int | None] = {
+                table.name: table.rows for table in count_sqlite_tables(target, names)
+            }
         finally:
             target.close()
             source.close()
@@ -329,53 +326,69 @@ def _restore_sqlite(
     connection = sqlite3.connect(target_path, timeout=30, isolation_level=None)
     try:
         before = _sqlite_guard_states(connection, guarded)
-        if not _user_tables(connection):
-            # An empty target: the backup is a whole database, copy it as a whole (atomic).
-            source = sqlite3.connect(f"file:{backup_file}?mode=ro", uri=True)
-            try:
-                source.backup(connection)
-            finally:
-                source.close()
+        if _user_tables(connection):
+            _replace_sqlite_tables(connection, backup_file, names, guarded)
         else:
-            connection.execute("PRAGMA foreign_keys=ON")
-            connection.execute("ATTACH DATABASE ? AS backup", (f"file:{backup_file}?mode=ro",))
-            missing = [name for name in names if name not in _user_tables(connection)]
-            if missing:
-                raise ConfigurationError(
-                    f"target database lacks tables {missing}; run `fundmodel db migrate` on it first"
-                )
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                connection.execute("PRAGMA defer_foreign_keys=ON")
-                # The guard triggers are part of the backed-up state: the target's go first (they
-                # would refuse a backup's legacy rows), the backup's come back after the rows.
-                for trigger in _sqlite_guard_sql(connection, guarded, "main"):
-                    connection.execute(f"DROP TRIGGER main.{_quote(trigger)}")
-                for name in reversed(names):
-                    connection.execute(f"DELETE FROM main.{_quote(name)}")  # noqa: S608
-                for name in names:
-                    target_columns = [
-                        row[1] for row in connection.execute(f"PRAGMA main.table_info({_quote(name)})")
-                    ]
-                    backup_columns = {
-                        row[1] for row in connection.execute(f"PRAGMA backup.table_info({_quote(name)})")
-                    }
-                    shared = ", ".join(_quote(c) for c in target_columns if c in backup_columns)
-                    connection.execute(
-                        f"INSERT INTO main.{_quote(name)} ({shared}) "  # noqa: S608
-                        f"SELECT {shared} FROM backup.{_quote(name)}"
-                    )
-                # An unqualified CREATE TRIGGER goes to main, on main's table of that name.
-                for statement in _sqlite_guard_sql(connection, guarded, "backup").values():
-                    connection.execute(statement)
-                connection.execute("COMMIT")
-            except sqlite3.DatabaseError as exc:
-                connection.execute("ROLLBACK")
-                raise IntegrityCheckError(f"restore failed and was rolled back: {exc}") from exc
-            finally:
-                if not connection.in_transaction:
-                    connection.execute("DETACH DATABASE backup")
-        counts = {row["name"]: row["rows"] for row in count_sqlite_tables(connection, names)}
+            _copy_whole_sqlite(backup_file, connection)
+        counts: dict[str, int | None] = {
+            table.name: table.rows for table in count_sqlite_tables(connection, names)
+        }
         return counts, before, _sqlite_guard_states(connection, guarded)
     finally:
         connection.close()
+
+
+def _copy_whole_sqlite(backup_file: Path, connection: sqlite3.Connection) -> None:
+    """An empty target: the backup is a whole database, copied as a whole (atomic)."""
+    source = sqlite3.connect(f"file:{backup_file}?mode=ro", uri=True)
+    try:
+        source.backup(connection)
+    finally:
+        source.close()
+
+
+def _replace_sqlite_tables(
+    connection: sqlite3.Connection, backup_file: Path, names: list[str], guarded: list[StageColumn]
+) -> None:
+    """A migrated target: its rows of the backed-up tables (and their guards) replaced by the backup's, in
+    one transaction; the target's other tables stay as they are."""
+    connection.execute("PRAGMA foreign_keys=ON")
+    connection.execute("ATTACH DATABASE ? AS backup", (f"file:{backup_file}?mode=ro",))
+    missing = [name for name in names if name not in _user_tables(connection)]
+    if missing:
+        raise ConfigurationError(
+            f"target database lacks tables {missing}; run `fundmodel db migrate` on it first"
+        )
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.execute("PRAGMA defer_foreign_keys=ON")
+        # The guard triggers are part of the backed-up state: the target's go first (they would
+        # refuse a backup's legacy rows), the backup's come back after the rows.
+        for trigger in _sqlite_guard_sql(connection, guarded, "main"):
+            connection.execute(f"DROP TRIGGER main.{_quote(trigger)}")
+        for name in reversed(names):
+            connection.execute(f"DELETE FROM main.{_quote(name)}")  # noqa: S608
+        for name in names:
+            _copy_backup_rows(connection, name)
+        # An unqualified CREATE TRIGGER goes to main, on main's table of that name.
+        for statement in _sqlite_guard_sql(connection, guarded, "backup").values():
+            connection.execute(statement)
+        connection.execute("COMMIT")
+    except sqlite3.DatabaseError as exc:
+        connection.execute("ROLLBACK")
+        raise IntegrityCheckError(f"restore failed and was rolled back: {exc}") from exc
+    finally:
+        if not connection.in_transaction:
+            connection.execute("DETACH DATABASE backup")
+
+
+def _copy_backup_rows(connection: sqlite3.Connection, name: str) -> None:
+    """The attached backup's rows of table ``name`` into main's, by the columns both have (a backup
+    taken before a migration lacks the columns added since: they take their defaults)."""
+    target_columns = [row[1] for row in connection.execute(f"PRAGMA main.table_info({_quote(name)})")]
+    backup_columns = {row[1] for row in connection.execute(f"PRAGMA backup.table_info({_quote(name)})")}
+    shared = ", ".join(_quote(c) for c in target_columns if c in backup_columns)
+    connection.execute(
+        f"INSERT INTO main.{_quote(name)} ({shared}) "  # noqa: S608
+        f"SELECT {shared} FROM backup.{_quote(name)}"
+    )

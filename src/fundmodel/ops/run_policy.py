@@ -14,12 +14,10 @@ The command reads the state, asks these functions, and renders what they answer;
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from fundmodel.errors import OperationRefusedError
-from fundmodel.ops.normalize import KIND_NORMALIZE, KIND_ROLLBACK, resume_hint
+from fundmodel.ops.normalize import KIND_NORMALIZE, KIND_ROLLBACK, StoredRun, resume_hint
 from fundmodel.ops.planning import Plan
 
 # The unknown values a refusal or confirmation names inline; the plan (--json, dry run) has them all.
@@ -34,19 +32,15 @@ class UnfinishedRun:
     kind: str
     status: str
     target_run_id: str | None
-    resume_hint: str
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> UnfinishedRun:
-        """From the row :func:`fundmodel.ops.normalize.find_incomplete_run` returns."""
-        target = row.get("target_run_id")
-        return cls(
-            id=str(row["id"]),
-            kind=str(row["kind"]),
-            status=str(row["status"]),
-            target_run_id=None if target is None else str(target),
-            resume_hint=resume_hint(dict(row)),
-        )
+    def of(cls, run: StoredRun) -> UnfinishedRun:
+        """From the run :func:`fundmodel.ops.normalize.find_incomplete_run` returns."""
+        return cls(id=run.id, kind=run.kind, status=run.status, target_run_id=run.target_run_id)
+
+    @property
+    def resume_hint(self) -> str:
+        return resume_hint(self.kind, self.target_run_id)
 
 
 @dataclass(frozen=True)

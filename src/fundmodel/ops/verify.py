@@ -98,7 +98,7 @@ def _check_runs(connection: Connection, report: IntegrityReport) -> None:
             runs_table.c.status.in_((RUNNING, FAILED))
         )
     ).all()
-    hints = sorted({f"`{resume_hint(dict(run._mapping))}`" for run in unfinished}) or [
+    hints = sorted({f"`{resume_hint(run.kind, run.target_run_id)}`" for run in unfinished}) or [
         "`fundmodel db normalize-stages --resume`"
     ]
     open_batches = connection.execute(

@@ -5,9 +5,10 @@ gate of the next step passes; "no data" always blocks. See docs/runbooks/stage-v
 """
 
 from fundmodel.rollout.config import GateConfig, load_gate_config
-from fundmodel.rollout.controller import RolloutController, RolloutStatus, StepResult, Verdict
+from fundmodel.rollout.controller import RolloutController
 from fundmodel.rollout.gates import GateResult, GateStatus, Measurement
 from fundmodel.rollout.phases import LADDER, Phase, next_phase, parse_phase, phase_of
+from fundmodel.rollout.status import RolloutStatus, StepResult, Verdict
 
 __all__ = [
     "LADDER",

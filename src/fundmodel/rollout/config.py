@@ -5,8 +5,10 @@ Durations are written ``"2h"``, ``"30m"``, ``"7d"``, ``"90s"`` (or ISO 8601 such
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -81,6 +83,11 @@ class GateConfig(BaseModel):
     max_validation_p99_seconds: float = Field(default=0.001, gt=0)
     # the cap on warn (MAX_WARN_DURATION)
     max_warn_duration: Duration = timedelta(days=30)
+    # enforce 100 % -> sunset (aliases rejected)
+    sunset_window: Duration = timedelta(days=7)
+    max_alias_validations: int = Field(default=0, ge=0)
+    """Validations carrying a deprecated alias allowed in ``sunset_window`` before aliases are rejected:
+    0, because every one of them would be a 400 under the Sunset step."""
     # extra PromQL label matchers for every query, e.g. 'job="fundmodel",env="prod"'
     label_filter: str = Field(default="", max_length=500, pattern=_LABEL_FILTER.pattern)
 
@@ -89,9 +96,35 @@ class GateConfig(BaseModel):
         return self.soak_enforce_10 if canary_percent < 50 else self.soak_enforce_50
 
 
-def load_gate_config(path: Path | None = None, **overrides: Any) -> GateConfig:
-    """Defaults, then the TOML file's values (table ``[gates]`` or top level), then ``overrides``."""
-    values: dict[str, Any] = {}
+PRODUCTION_BACKUP_AGE = timedelta(hours=1)
+"""The backup gate's limit under ``APP_ENV=production``: the RPO target (under 1 hour of lost work)."""
+
+
+def environment_defaults(*, production: bool, backup_max_age_hours: str | None) -> dict[str, Any]:
+    """Gate defaults from the environment, below the gates file: ``max_backup_age`` is 1 h in production,
+    and ``FUNDMODEL_BACKUP_MAX_AGE_HOURS`` (the limit of ``normalize-stages --apply``'s backup gate) sets
+    it everywhere, so both backup gates apply the same limit."""
+    defaults: dict[str, Any] = {"max_backup_age": PRODUCTION_BACKUP_AGE} if production else {}
+    if backup_max_age_hours is not None and backup_max_age_hours.strip():
+        try:
+            hours = float(backup_max_age_hours)
+        except ValueError:
+            hours = math.nan
+        if not (math.isfinite(hours) and hours > 0):
+            raise ConfigurationError(
+                "FUNDMODEL_BACKUP_MAX_AGE_HOURS must be a positive number of hours, "
+                f"got {backup_max_age_hours!r}"
+            )
+        defaults["max_backup_age"] = timedelta(hours=hours)
+    return defaults
+
+
+def load_gate_config(
+    path: Path | None = None, *, defaults: Mapping[str, Any] | None = None, **overrides: Any
+) -> GateConfig:
+    """``defaults`` (e.g. :func:`environment_defaults`) over the built-in ones, then the TOML file's
+    values (table ``[gates]`` or top level), then ``overrides``."""
+    values: dict[str, Any] = dict(defaults or {})
     if path is not None:
         try:
             document = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -3,147 +3,56 @@
 Every step is a mode-store change (source ``rollout``) with actor, reason and the gate evidence in the
 audit row. Advancing is a compare-and-swap on the state the gates were evaluated against, so an
 automatic downgrade that lands in between is never overwritten. Which gates guard a step, and how they
-judge the evidence gathered here, is the pure :mod:`fundmodel.rollout.gate_catalogue`.
+judge the evidence gathered here, is the pure :mod:`fundmodel.rollout.gate_catalogue`; what a status and
+a step report is :mod:`fundmodel.rollout.status`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from fundmodel.db.mode_store import ModeChange, ModeStore, ModeWriteRefused, StoredMode
+from fundmodel.db.mode_store import ModeChange, ModeStore, ModeWriteRefused
 from fundmodel.errors import ConflictError, InvalidInputError, OperationRefusedError
+from fundmodel.rollout.clients import known_clients
+from fundmodel.rollout.cohort_preview import CohortPreview, preview_cohort
 from fundmodel.rollout.config import GateConfig
 from fundmodel.rollout.data_checks import DataFacts
 from fundmodel.rollout.gate_catalogue import (
     CanaryEvidence,
+    SunsetEvidence,
     WarnEvidence,
     canary_gates,
     canary_window,
+    sunset_gates,
     traffic_gates,
     warn_gates,
 )
-from fundmodel.rollout.gates import GateResult, GateStatus, overall
+from fundmodel.rollout.gates import GateResult, GateStatus
 from fundmodel.rollout.history import (
+    RESET_OBSERVATION_ACTION,
     ROLLOUT_SOURCE,
+    START_ACTION,
+    AuditedChange,
     PhaseTimes,
     auto_downgrades_since,
+    first_change_at,
+    latest_observation_reset,
     latest_warn_extension,
     phase_times,
 )
 from fundmodel.rollout.measurements import PrometheusMeasurements
 from fundmodel.rollout.phases import Phase, next_phase, phase_label, phase_of
+from fundmodel.rollout.status import ObservationReset, RolloutStatus, StepResult, WarnCap, gate_json
 from fundmodel.validation import ModeState, ValidationMode
-
-WARN_CAP_CHOICES: tuple[str, ...] = (
-    "extend aliases: add the spellings still sent (see the stage_validation_offender log events) to "
-    "src/fundmodel/stages/aliases.toml, release, and advance once the would-reject gates pass",
-    "keep warn for named clients: record who, until when and why with `fundmodel rollout extend-warn "
-    "--until DATE --client NAME --reason TEXT` (audited; moves this deadline), and chase those clients",
-)
 
 
 class DataChecks(Protocol):
     def measure(self, now: datetime) -> DataFacts: ...
-
-
-class Verdict(StrEnum):
-    ALLOWED = "allowed"
-    BLOCKED = "blocked"
-    WARN_OVERDUE = "warn_overdue"
-    COMPLETE = "complete"
-
-    __hash__ = str.__hash__
-
-
-@dataclass(frozen=True, slots=True)
-class WarnCap:
-    """``MAX_WARN_DURATION``: how long warn has lasted against its deadline."""
-
-    limit: timedelta
-    active_since: datetime | None
-    deadline: datetime | None
-    extended_until: datetime | None
-    exceeded: bool
-    choices: tuple[str, ...] = WARN_CAP_CHOICES
-
-
-@dataclass(frozen=True, slots=True)
-class RolloutStatus:
-    evaluated_at: datetime
-    stored: StoredMode
-    phase: Phase | None
-    phase_label: str
-    entered_at: datetime | None
-    next_phase: Phase | None
-    gates: tuple[GateResult, ...]
-    warn_cap: WarnCap | None = None
-
-    @property
-    def time_in_phase(self) -> timedelta | None:
-        return None if self.entered_at is None else self.evaluated_at - self.entered_at
-
-    @property
-    def gates_status(self) -> GateStatus:
-        return overall(self.gates)
-
-    @property
-    def allowed(self) -> bool:
-        return self.next_phase is not None and self.gates_status is GateStatus.PASS
-
-    @property
-    def verdict(self) -> Verdict:
-        if self.warn_cap is not None and self.warn_cap.exceeded:
-            return Verdict.WARN_OVERDUE
-        if self.next_phase is None:
-            return Verdict.COMPLETE
-        return Verdict.ALLOWED if self.allowed else Verdict.BLOCKED
-
-    def to_json(self) -> dict[str, Any]:
-        time_in_phase = self.time_in_phase
-        cap = self.warn_cap
-        return {
-            "evaluated_at": self.evaluated_at.isoformat(),
-            "mode": self.stored.state.mode.value,
-            "canary_percent": self.stored.state.canary_percent,
-            "phase": self.phase.value if self.phase else None,
-            "phase_label": self.phase_label,
-            "mode_set": self.stored.version > 0,
-            "entered_at": self.entered_at.isoformat() if self.entered_at else None,
-            "time_in_phase_seconds": time_in_phase.total_seconds() if time_in_phase else None,
-            "next_phase": self.next_phase.value if self.next_phase else None,
-            "allowed": self.allowed,
-            "verdict": self.verdict.value,
-            "gates": [gate_json(gate) for gate in self.gates],
-            "warn_cap": None
-            if cap is None
-            else {
-                "limit_seconds": cap.limit.total_seconds(),
-                "active_since": cap.active_since.isoformat() if cap.active_since else None,
-                "deadline": cap.deadline.isoformat() if cap.deadline else None,
-                "extended_until": cap.extended_until.isoformat() if cap.extended_until else None,
-                "exceeded": cap.exceeded,
-                "choices": list(cap.choices) if cap.exceeded else [],
-            },
-        }
-
-
-def gate_json(gate: GateResult) -> dict[str, Any]:
-    document = asdict(gate)
-    document["status"] = gate.status.value
-    return document
-
-
-@dataclass(frozen=True, slots=True)
-class StepResult:
-    change: ModeChange | None
-    message: str
-    gates: tuple[GateResult, ...] = field(default_factory=tuple)
 
 
 class RolloutController:
@@ -157,8 +66,10 @@ class RolloutController:
         measurements: PrometheusMeasurements,
         data_checks: DataChecks,
         config: GateConfig,
+        canary_salt: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self._salt = canary_salt
         self._store = store
         self._engine = engine
         self._measurements = measurements
@@ -167,12 +78,34 @@ class RolloutController:
         self._clock = clock
 
     def status(self) -> RolloutStatus:
+        """Where the rollout stands and every gate of the next step.
+
+        On a fresh store (nothing stored yet) the first call records the first-run state - the default
+        ``STAGE_VALIDATION_MODE``, where the ladder begins - with an audit row (source ``rollout``), so the
+        phase has a start and warn's observation and cap count from a recorded time.
+        """
         now = self._clock()
         stored = self._store.read()
+        if stored.version == 0:
+            self._store.initialize(
+                actor="fundmodel rollout",
+                reason="first-run state recorded: the rollout ladder begins at the default mode",
+                extra={"rollout": {"action": START_ACTION}},
+            )
+            stored = self._store.read()
         state = stored.state
         times = phase_times(self._engine, state)
+        since_source = "audit"
+        if times.entered_at is None:
+            first = first_change_at(self._engine)
+            if first is not None:
+                times = PhaseTimes(first, times.step_began or first, times.active_since or first)
+                since_source = "first_record"
+        reset = self._observation_reset(times)
         target = next_phase(state)
-        gates = self._gates(target, state, times, now) if target is not None else ()
+        clients = self._cohort_previews(state, target, now)
+        canary_active = len(clients[0].canary) if clients and clients[0].active else None
+        gates = self._gates(target, state, times, now, reset, canary_active) if target is not None else ()
         return RolloutStatus(
             evaluated_at=now,
             stored=stored,
@@ -182,12 +115,53 @@ class RolloutController:
             next_phase=target,
             gates=tuple(gates),
             warn_cap=self._warn_cap(state, times, now),
+            since_source=since_source,
+            cohorts=clients,
+            observation_reset=reset,
+        )
+
+    def reset_observation(self, *, actor: str, reason: str) -> StepResult:
+        """Start the current phase's observation over (audited; the mode is unchanged): the would-reject
+        ratios, their worst hour and the canary measurements count only from now, and warn must be
+        observed for its whole window again. For after an incident that has been fixed."""
+        if not reason.strip():
+            raise InvalidInputError("reset-observation needs --reason", field="reason")
+        stored = self._store.read()
+        state = stored.state
+        if state.mode is ValidationMode.OFF or next_phase(state) is None:
+            raise OperationRefusedError(
+                f"nothing is observed at {phase_label(state)}: reset-observation applies in warn and the "
+                "canary steps"
+            )
+        written = self._store.set(
+            state.mode,
+            state.canary_percent,
+            actor=actor,
+            reason=reason,
+            source=ROLLOUT_SOURCE,
+            extra={"rollout": {"action": RESET_OBSERVATION_ACTION, "phase": phase_label(state)}},
+            only_if=lambda current: current == state,
+        )
+        if isinstance(written, ModeWriteRefused):
+            raise ConflictError("the mode changed meanwhile; nothing written")
+        return StepResult(
+            written,
+            f"observation of {phase_label(state)} restarted at {written.changed_at:%Y-%m-%d %H:%M} UTC",
         )
 
     def advance(
-        self, *, actor: str, reason: str | None = None, to: Phase | None = None, force: bool = False
+        self,
+        *,
+        actor: str,
+        reason: str | None = None,
+        to: Phase | None = None,
+        force: bool = False,
+        canary_clients: Iterable[str] | None = None,
     ) -> StepResult:
-        """One step along the ladder when every gate passes; ``force`` (with a reason) overrides."""
+        """One step along the ladder when every gate passes; ``force`` (with a reason) overrides.
+
+        ``canary_clients`` (API key names) replaces the named canary clients of the new step; ``None``
+        keeps the stored ones."""
         status = self.status()
         reason = (reason or "").strip() or None
         if force and reason is None:
@@ -204,6 +178,8 @@ class RolloutController:
             reason=f"FORCED: {text}" if force else text,
             source=ROLLOUT_SOURCE,
             extra={"rollout": _advance_audit(status, target, force=force)},
+            canary_clients=None if canary_clients is None else list(canary_clients),
+            aliases_rejected=target.state.aliases_rejected,
             only_if=lambda current: current == state,
         )
         if isinstance(written, ModeWriteRefused):
@@ -272,17 +248,45 @@ class RolloutController:
 
     # --- evidence for the gate catalogue ------------------------------------------------------------
 
-    def _gates(self, target: Phase, state: ModeState, times: PhaseTimes, now: datetime) -> list[GateResult]:
+    def _gates(
+        self,
+        target: Phase,
+        state: ModeState,
+        times: PhaseTimes,
+        now: datetime,
+        reset: ObservationReset | None,
+        canary_active: int | None,
+    ) -> list[GateResult]:
         config = self._config
         if target is Phase.WARN:
             counts = self._measurements.validations_per_endpoint(config.endpoints, config.traffic_window, now)
             return traffic_gates(config, counts)
         if target is Phase.ENFORCE_10:
-            return warn_gates(config, self._warn_evidence(times, now))
-        return canary_gates(config, state.canary_percent, self._canary_evidence(state, times, now))
+            return warn_gates(config, self._warn_evidence(times, now, reset))
+        if target is Phase.SUNSET:
+            window = config.sunset_window
+            if reset is not None:  # aliases sent before the reset (clients since fixed) do not count
+                window = min(window, max(now - reset.at, timedelta(0)))
+            return sunset_gates(
+                config,
+                SunsetEvidence(
+                    window,
+                    self._measurements.alias_validations(window, now),
+                    self._measurements.all_validations(window, now),
+                ),
+            )
+        evidence = self._canary_evidence(state, times, now, reset, canary_active)
+        return canary_gates(config, state.canary_percent, evidence)
 
-    def _warn_evidence(self, times: PhaseTimes, now: datetime) -> WarnEvidence:
+    def _warn_evidence(
+        self, times: PhaseTimes, now: datetime, reset: ObservationReset | None
+    ) -> WarnEvidence:
         window, measure = self._config.warn_window, self._measurements
+        observed_since = times.active_since
+        if reset is not None and (observed_since is None or reset.at > observed_since):
+            observed_since = reset.at
+            # Only what was measured since the reset counts: the incident before it is out of the window.
+            window = min(window, max(now - reset.at, timedelta(0)))
         facts = self._data_checks.measure(now)
         return WarnEvidence(
             now=now,
@@ -290,11 +294,23 @@ class RolloutController:
             would_reject_ratio=measure.warn_would_reject_ratio(window, now),
             worst_hour_would_reject_ratio=measure.warn_max_hourly_would_reject_ratio(window, now),
             facts=facts,
+            observation_reset=reset.describe() if reset is not None else None,
+            observed_since=observed_since,
         )
 
-    def _canary_evidence(self, state: ModeState, times: PhaseTimes, now: datetime) -> CanaryEvidence:
+    def _canary_evidence(
+        self,
+        state: ModeState,
+        times: PhaseTimes,
+        now: datetime,
+        reset: ObservationReset | None,
+        canary_active: int | None,
+    ) -> CanaryEvidence:
         measure = self._measurements
-        window = canary_window(self._config, state.canary_percent, times.entered_at, now)
+        observed_from = times.entered_at
+        if reset is not None and (observed_from is None or reset.at > observed_from):
+            observed_from = reset.at
+        window = canary_window(self._config, state.canary_percent, observed_from, now)
         step = times.step_began
         return CanaryEvidence(
             now=now,
@@ -308,6 +324,33 @@ class RolloutController:
             step_began=step,
             baseline_would_reject_ratio=measure.baseline_would_reject_ratio(window, now),
             validation_p99_seconds=measure.validation_p99_seconds(window, now),
+            canary_clients_active=canary_active,
+        )
+
+    def _observation_reset(self, times: PhaseTimes) -> ObservationReset | None:
+        change: AuditedChange | None = latest_observation_reset(self._engine, times.entered_at)
+        if change is None:
+            return None
+        return ObservationReset(change.changed_at, change.actor, change.reason)
+
+    def _cohort_previews(
+        self, state: ModeState, target: Phase | None, now: datetime
+    ) -> tuple[CohortPreview, ...]:
+        """The canary cohort now and at the next step (named clients carried over), among active keys."""
+        clients = known_clients(self._engine)
+        steps = [(phase_label(state), state)]
+        if target is not None:
+            steps.append((target.label, replace(target.state, canary_clients=state.canary_clients)))
+        return tuple(
+            preview_cohort(
+                label,
+                step_state,
+                clients,
+                salt=self._salt,
+                now=now,
+                recent=self._config.traffic_window,
+            )
+            for label, step_state in steps
         )
 
     def _warn_cap(self, state: ModeState, times: PhaseTimes, now: datetime) -> WarnCap | None:

@@ -9,19 +9,21 @@ window and "too few to judge" rule can be tested without a database or a Prometh
   stored data canonical and verified, a fresh backup);
 - ``enforce N % -> the next percentage``: :func:`canary_gates` (soak time, enough canary and baseline
   validations, canary reject ratio absolute and against the baseline, validator latency, no automatic
-  downgrade during the step).
+  downgrade during the step);
+- ``enforce 100 % -> sunset``: :func:`sunset_gates` (no deprecated alias sent in the window, on traffic).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from fundmodel.rollout.config import GateConfig, format_duration
 from fundmodel.rollout.data_checks import DataFacts
 from fundmodel.rollout.gates import (
     GateResult,
+    GateStatus,
     Measurement,
     evaluate_gate,
     judged_on,
@@ -34,6 +36,7 @@ __all__ = [
     "WarnEvidence",
     "canary_gates",
     "canary_window",
+    "sunset_gates",
     "traffic_gates",
     "warn_gates",
 ]
@@ -49,6 +52,10 @@ class WarnEvidence:
     would_reject_ratio: Measurement
     worst_hour_would_reject_ratio: Measurement
     facts: DataFacts
+    observation_reset: str | None = None
+    """``rollout reset-observation`` moved the observation's start (when, who, why), or ``None``."""
+    observed_since: datetime | None = None
+    """Where the observation starts: ``warn_since`` or a later reset (``None``: as ``warn_since``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +77,17 @@ class CanaryEvidence:
     auto_downgrades: int | None
     """Automatic downgrades since the step began (``None``: its start is unknown)."""
     step_began: datetime | None
+    canary_clients_active: int | None = None
+    """Active API keys in the canary cohort (named or by hash); ``0``: no enforced sample can ever come."""
+
+
+@dataclass(frozen=True, slots=True)
+class SunsetEvidence:
+    """What the ``enforce 100 % -> sunset`` gates judge."""
+
+    window: timedelta
+    alias_validations: Measurement
+    all_validations: Measurement
 
 
 def canary_window(
@@ -99,12 +117,16 @@ def traffic_gates(config: GateConfig, validations: Mapping[str, Measurement]) ->
 def warn_gates(config: GateConfig, evidence: WarnEvidence) -> list[GateResult]:
     """``warn -> enforce 10 %``: warn watched long enough, little it would reject, clean stored data."""
     window = format_duration(config.warn_window)
-    since, facts = evidence.warn_since, evidence.facts
+    facts = evidence.facts
+    since = evidence.observed_since or evidence.warn_since
+    what = "observed" if evidence.observation_reset else "warn"
     observed = (
-        Measurement((evidence.now - since).total_seconds(), f"warn since {since:%Y-%m-%d %H:%M} UTC")
+        Measurement((evidence.now - since).total_seconds(), f"{what} since {since:%Y-%m-%d %H:%M} UTC")
         if since is not None
         else Measurement.missing("the audit log does not say when warn began (mode never set)")
     )
+    if evidence.observation_reset and observed.usable:
+        observed = replace(observed, detail=f"{observed.detail}; {evidence.observation_reset}")
     return [
         evaluate_gate(
             "warn_observed",
@@ -169,6 +191,15 @@ def canary_gates(config: GateConfig, canary_percent: float, evidence: CanaryEvid
         evidence.canary_validations,
         minimum=minimum,
     )
+    if evidence.canary_clients_active == 0 and not canary_sample.passed:
+        # Waiting cannot help: no active client is enforced, so the sample stays where it is.
+        canary_sample = replace(
+            canary_sample,
+            status=GateStatus.FAIL,
+            detail="the canary cohort holds no active client, so no enforced sample can come: name "
+            "clients with `fundmodel rollout advance --canary-client NAME` or `fundmodel mode set "
+            f"enforce --canary {canary_percent:g} --canary-client NAME`",
+        )
     baseline_sample = sample_gate(
         "baseline_sample",
         f"baseline-cohort validations {in_step}",
@@ -228,5 +259,38 @@ def canary_gates(config: GateConfig, canary_percent: float, evidence: CanaryEvid
             threshold=0,
             comparison="<=",
             unit="count",
+        ),
+    ]
+
+
+def sunset_gates(config: GateConfig, evidence: SunsetEvidence) -> list[GateResult]:
+    """``enforce 100 % -> sunset``: no client still sends a deprecated alias (each would become a 400)."""
+    window = format_duration(evidence.window)
+    traffic = sample_gate(
+        "sunset_traffic",
+        f"validations in the last {window} (the alias count means something only on traffic)",
+        evidence.all_validations,
+        minimum=config.min_canary_validations,
+    )
+    aliases = evidence.alias_validations
+    if aliases.usable and aliases.value and aliases.value > config.max_alias_validations:
+        aliases = replace(
+            aliases,
+            detail="clients still send deprecated aliases: see the stage_validation_offender events "
+            "(outcome normalized_alias) and chase them before the Sunset step",
+        )
+    return [
+        traffic,
+        judged_on(
+            evaluate_gate(
+                "alias_traffic",
+                f"validations carrying a deprecated alias in the last {window}",
+                aliases,
+                threshold=config.max_alias_validations,
+                comparison="<=",
+                unit="count",
+            ),
+            traffic,
+            "all",
         ),
     ]

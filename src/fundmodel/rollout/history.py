@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from fundmodel.db.mode_store import audited_state
 from fundmodel.db.tables import stage_validation_audit as audit
 from fundmodel.db.values import as_utc
 from fundmodel.errors import StoreUnavailableError
@@ -18,6 +19,9 @@ from fundmodel.validation import ModeState, ValidationMode
 
 AUTO_DOWNGRADE_SOURCE = "alertmanager"
 ROLLOUT_SOURCE = "rollout"
+START_ACTION = "start"
+"""The ``rollout.action`` of the audit row that stores the first-run state: where the ladder begins."""
+RESET_OBSERVATION_ACTION = "reset_observation"
 _PAGE = 200
 
 
@@ -33,10 +37,6 @@ class PhaseTimes:
     """The change that last left ``off``: the start of the period ``MAX_WARN_DURATION`` caps."""
 
 
-def _state(mode: str, percent: float) -> ModeState:
-    return ModeState(ValidationMode(mode), float(percent))
-
-
 @dataclass(frozen=True, slots=True)
 class AuditedChange:
     changed_at: datetime
@@ -44,6 +44,19 @@ class AuditedChange:
     new: ModeState
     source: str = "manual"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    actor: str = ""
+    reason: str = ""
+
+    @property
+    def action(self) -> str | None:
+        rollout = self.extra.get("rollout")
+        action = rollout.get("action") if isinstance(rollout, Mapping) else None
+        return action if isinstance(action, str) else None
+
+    @property
+    def starts_store(self) -> bool:
+        """The audited first-run state: the store's start counts as entering that phase."""
+        return self.action == START_ACTION
 
 
 def find_phase_times(changes_newest_first: Iterable[AuditedChange], current: ModeState) -> PhaseTimes:
@@ -59,7 +72,9 @@ def find_phase_times(changes_newest_first: Iterable[AuditedChange], current: Mod
     active: datetime | None = None
     off = ValidationMode.OFF
     for change in changes_newest_first:
-        entering = same_phase(change.new, current) and not same_phase(change.old, current)
+        entering = same_phase(change.new, current) and (
+            change.starts_store or not same_phase(change.old, current)
+        )
         if entering and entered is None:
             entered = change.changed_at
         if entering and step is None and change.source == ROLLOUT_SOURCE:
@@ -67,7 +82,7 @@ def find_phase_times(changes_newest_first: Iterable[AuditedChange], current: Mod
         if (
             active is None
             and current.mode is not off
-            and change.old.mode is off
+            and (change.old.mode is off or change.starts_store)
             and change.new.mode is not off
         ):
             active = change.changed_at
@@ -87,10 +102,12 @@ def audited_changes(engine: Engine) -> Generator[AuditedChange, None, None]:
                 for row in rows:
                     yield AuditedChange(
                         as_utc(row.changed_at),
-                        _state(row.old_mode, row.old_canary_percent),
-                        _state(row.new_mode, row.new_canary_percent),
+                        audited_state(row, "old"),
+                        audited_state(row, "new"),
                         str(row.source),
                         dict(row.extra or {}),
+                        str(row.actor),
+                        str(row.reason),
                     )
                 if len(rows) < _PAGE:
                     return
@@ -119,6 +136,30 @@ def auto_downgrades_since(engine: Engine, since: datetime) -> int:
     finally:
         changes.close()
     return count
+
+
+def latest_observation_reset(engine: Engine, since: datetime | None) -> AuditedChange | None:
+    """The newest ``rollout reset-observation`` recorded at or after ``since`` (the current phase's start)."""
+    changes = audited_changes(engine)
+    try:
+        for change in changes:
+            if since is not None and change.changed_at < since:
+                return None
+            if change.action == RESET_OBSERVATION_ACTION:
+                return change
+    finally:
+        changes.close()
+    return None
+
+
+def first_change_at(engine: Engine) -> datetime | None:
+    """When the oldest audited change was written (the store's first record), ``None`` without any."""
+    try:
+        with engine.connect() as connection:
+            first = connection.execute(select(audit.c.changed_at).order_by(audit.c.id).limit(1)).scalar()
+    except SQLAlchemyError as exc:
+        raise StoreUnavailableError(f"mode audit unreadable: {_first_line(exc)}") from exc
+    return None if first is None else as_utc(first)
 
 
 def latest_warn_extension(engine: Engine, since: datetime) -> datetime | None:

@@ -72,9 +72,26 @@ def baseline_would_reject_query(window: timedelta, label_filter: str = "") -> st
     return ratio_query([*baseline, f'outcome=~"{WOULD_REJECT_OUTCOMES}"'], baseline, window, label_filter)
 
 
+def alias_validations_query(window: timedelta, label_filter: str = "") -> str:
+    """Validations that carried a deprecated alias (accepted and normalized) in the window, any mode."""
+    series = selector(VALIDATIONS, ['outcome="normalized_alias"'], label_filter)
+    return f"sum(increase({series}[{promql_range(window)}]))"
+
+
+def all_validations_query(window: timedelta, label_filter: str = "") -> str:
+    return f"sum(increase({selector(VALIDATIONS, [], label_filter)}[{promql_range(window)}]))"
+
+
 def validation_p99_query(window: timedelta, label_filter: str = "") -> str:
     buckets = selector(VALIDATION_DURATION_BUCKETS, [], label_filter)
     return f"histogram_quantile(0.99, sum by (le) (increase({buckets}[{promql_range(window)}])))"
+
+
+def worst_hour_range(window: timedelta, at: datetime) -> tuple[timedelta, datetime]:
+    """The span of each "hour" and the first point's end time: each point ``t`` covers ``[t - span, t]``,
+    the first one begins exactly at ``at - window``, so no hour reaches back beyond the window."""
+    span = min(max(window, MIN_WINDOW), HOUR)
+    return span, at - max(window, span) + span
 
 
 class PrometheusMeasurements:
@@ -114,21 +131,37 @@ class PrometheusMeasurements:
         return self._scalar(warn_would_reject_query(window, self._filter), at, "warn-mode validations")
 
     def warn_max_hourly_would_reject_ratio(self, window: timedelta, at: datetime) -> Measurement:
-        """The worst hour's ratio in the window (hours without traffic are skipped)."""
-        query = warn_would_reject_query(HOUR, self._filter)
+        """The worst hour's ratio inside the window (hours without traffic are skipped).
+
+        Every hour lies wholly inside ``[at - window, at]``: a window shorter than an hour (a fresh
+        observation, a drill) is one "hour" of the window's own length, so nothing older than the window
+        (an incident before ``rollout reset-observation``) can fail the gate. The detail says which hour
+        is the worst and when it leaves the window."""
+        span, start = worst_hour_range(window, at)
+        query = warn_would_reject_query(span, self._filter)
         if self._client is None or self._down is not None:
             return Measurement.missing(self._down or "")
-        start = at - max(window, HOUR) + HOUR
         try:
-            series = self._client.query_range(query, start=start, end=at, step=HOUR)
+            series = self._client.query_range(query, start=start, end=at, step=span)
         except MeasurementUnavailableError as exc:
             return self._failed(exc)
         points = [(t, v) for s in series for t, v in s.points if math.isfinite(v)]
         if not points:
             return Measurement.missing("no warn-mode validations in any hour of the window")
         worst_time, worst = max(points, key=lambda point: point[1])
-        moment = datetime.fromtimestamp(worst_time, tz=at.tzinfo).strftime("%Y-%m-%d %H:%M")
-        return Measurement(worst, f"worst hour ends {moment} UTC, {len(points)} hours with traffic")
+        ends = datetime.fromtimestamp(worst_time, tz=at.tzinfo)
+        ages_out = ends + max(window, span) - span
+        return Measurement(
+            worst,
+            f"worst hour ends {ends:%Y-%m-%d %H:%M} UTC ({len(points)} hours with traffic); it leaves the "
+            f"window at {ages_out:%Y-%m-%d %H:%M} UTC",
+        )
+
+    def alias_validations(self, window: timedelta, at: datetime) -> Measurement:
+        return self._scalar(alias_validations_query(window, self._filter), at, "validations")
+
+    def all_validations(self, window: timedelta, at: datetime) -> Measurement:
+        return self._scalar(all_validations_query(window, self._filter), at, "validations")
 
     def canary_reject_ratio(self, window: timedelta, at: datetime) -> Measurement:
         return self._scalar(canary_reject_query(window, self._filter), at, "enforced canary validations")

@@ -1,7 +1,14 @@
-"""The rollout ladder: ``off -> warn -> enforce 10 % -> enforce 50 % -> enforce 100 %``.
+"""The rollout ladder: ``warn -> enforce 10 % -> enforce 50 % -> enforce 100 % -> sunset``.
+
+The ladder begins where a fresh store begins: ``warn``, the first-run state (``STAGE_VALIDATION_MODE``'s
+default), recorded in the audit log by the first ``rollout status``. ``off`` is below the ladder: a store
+set to ``off`` by hand (``fundmodel mode set off``) goes back up to ``warn`` behind the traffic gates.
+``sunset`` is ``enforce 100 %`` with deprecated aliases rejected, so "complete" means nothing a client
+sends today will break on the Sunset date.
 
 Each phase is a stored :class:`~fundmodel.validation.ModeState`. A state set by hand outside the ladder
 (say ``enforce 25 %``) is still placed on it: its next phase is the first ladder phase stricter than it.
+Named canary clients choose who is enforced first; they are not a position on the ladder.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ class Phase(StrEnum):
     ENFORCE_10 = "enforce-10"
     ENFORCE_50 = "enforce-50"
     ENFORCE_100 = "enforce-100"
+    SUNSET = "sunset"
 
     __hash__ = str.__hash__
 
@@ -29,7 +37,7 @@ class Phase(StrEnum):
 
     @property
     def label(self) -> str:
-        return self.state.describe() if self is not Phase.ENFORCE_100 else "enforce 100%"
+        return _LABELS.get(self) or self.state.describe()
 
 
 _STATES: dict[Phase, ModeState] = {
@@ -38,8 +46,14 @@ _STATES: dict[Phase, ModeState] = {
     Phase.ENFORCE_10: ModeState(ValidationMode.ENFORCE, 10.0),
     Phase.ENFORCE_50: ModeState(ValidationMode.ENFORCE, 50.0),
     Phase.ENFORCE_100: ModeState(ValidationMode.ENFORCE, FULL_ROLLOUT),
+    Phase.SUNSET: ModeState(ValidationMode.ENFORCE, FULL_ROLLOUT, aliases_rejected=True),
 }
-LADDER: tuple[Phase, ...] = tuple(Phase)
+_LABELS: dict[Phase, str] = {
+    Phase.ENFORCE_100: "enforce 100%",
+    Phase.SUNSET: "sunset (enforce 100%, aliases rejected)",
+}
+LADDER: tuple[Phase, ...] = tuple(phase for phase in Phase if phase is not Phase.OFF)
+"""The phases ``rollout advance`` steps through; ``off`` is below it (see the module docstring)."""
 CANARY_PHASES: frozenset[Phase] = frozenset({Phase.ENFORCE_10, Phase.ENFORCE_50})
 
 
@@ -53,8 +67,8 @@ def phase_of(state: ModeState) -> Phase | None:
         return Phase.OFF
     if state.mode is ValidationMode.WARN:
         return Phase.WARN
-    for phase in (Phase.ENFORCE_10, Phase.ENFORCE_50, Phase.ENFORCE_100):
-        if state.canary_percent == phase.state.canary_percent:
+    for phase in (Phase.ENFORCE_10, Phase.ENFORCE_50, Phase.ENFORCE_100, Phase.SUNSET):
+        if same_phase(state, phase.state):
             return phase
     return None
 
@@ -63,7 +77,9 @@ def same_phase(a: ModeState, b: ModeState) -> bool:
     """Whether two stored states are the same rollout position (percentage ignored outside enforce)."""
     if a.mode is not b.mode:
         return False
-    return a.mode is not ValidationMode.ENFORCE or a.canary_percent == b.canary_percent
+    return a.mode is not ValidationMode.ENFORCE or (
+        a.canary_percent == b.canary_percent and a.aliases_rejected == b.aliases_rejected
+    )
 
 
 def phase_label(state: ModeState) -> str:
@@ -72,7 +88,7 @@ def phase_label(state: ModeState) -> str:
 
 
 def next_phase(state: ModeState) -> Phase | None:
-    """The first ladder phase stricter than ``state`` (``None`` at ``enforce 100 %``)."""
+    """The first ladder phase stricter than ``state`` (``None`` at ``sunset``)."""
     for phase in LADDER:
         if phase.state.is_stricter_than(state) and not same_phase(phase.state, state):
             return phase
@@ -83,9 +99,9 @@ _ENFORCE_PERCENT = re.compile(r"^enforce[\s_-]*(\d{1,3})\s*%?$")
 
 
 def parse_phase(text: str) -> Phase:
-    """``off``, ``warn``, ``enforce-10``, ``enforce 50%``, ``enforce`` (= 100 %) and the like."""
+    """``warn``, ``enforce-10``, ``enforce 50%``, ``enforce`` (= 100 %), ``sunset`` and the like."""
     raw = text.strip().lower()
-    if raw in ("off", "warn"):
+    if raw in ("off", "warn", "sunset"):
         return Phase(raw)
     if raw == "enforce":
         return Phase.ENFORCE_100

@@ -1,1 +1,1 @@
-"""Monte Carlo over HTTP: request schemas, limits and running the engine off the event loop."""
+"""Monte Carlo at the edges: request schemas, limits, running the engine, the per-fund CSV table."""

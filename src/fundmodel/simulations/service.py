@@ -65,6 +65,11 @@ def run_simulation(config: SimulationConfig, iterations: int, seed: int) -> dict
     return _json(simulate(config, iterations=iterations, seed=seed))
 
 
+def simulate_funds(config: SimulationConfig, iterations: int, seed: int) -> SimulationResult:
+    """The whole result, per-fund samples included (for the CSV table)."""
+    return simulate(config, iterations=iterations, seed=seed)
+
+
 def run_comparison(configs: list[SimulationConfig], iterations: int, seed: int) -> list[dict[str, Any]]:
     return [_json(result) for result in compare(configs, iterations=iterations, seed=seed)]
 

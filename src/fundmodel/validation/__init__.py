@@ -6,13 +6,13 @@ a decision into metrics, logs, headers and, when ``decision.error`` is set, an R
 
 from fundmodel.validation.cohort import cohort_bucket, in_canary_cohort
 from fundmodel.validation.decisions import (
+    Decision,
     DistributionDecision,
     StageDecision,
     StageKeysDecision,
     ValidationWarning,
     validate_stage,
     validate_stage_distribution,
-    validate_stage_keys,
 )
 from fundmodel.validation.headers import (
     DeprecationPolicy,
@@ -22,10 +22,12 @@ from fundmodel.validation.headers import (
 )
 from fundmodel.validation.mode import ClientMode, Cohort, ModeState, ValidationMode
 from fundmodel.validation.outcome import Outcome
+from fundmodel.validation.stage_keys import validate_stage_keys
 
 __all__ = [
     "ClientMode",
     "Cohort",
+    "Decision",
     "DeprecationPolicy",
     "DistributionDecision",
     "ModeState",

@@ -9,12 +9,16 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fundmodel.engines.montecarlo.distributions import (
-    event_delay_quarters,
+    QUANTILE_CELLS,
+    delay_quarters,
+    delay_quarters_from_uniform,
     exit_multiple,
+    normal_score_below,
+    quantile_grid,
     standard_normal_quantile,
 )
 from fundmodel.engines.montecarlo.jit import jit
@@ -107,16 +111,94 @@ def test_zero_sigma_is_the_median() -> None:
     assert exit_multiple(0.01, math.log(3.0), 0.0, math.inf) == pytest.approx(3.0)
 
 
-@given(st.floats(0.0, 1.0, exclude_min=True, exclude_max=True), st.floats(1.0, 40.0), st.floats(0, 0.99))
-def test_delays_stay_in_their_band(u: float, mean: float, jitter: float) -> None:
-    delay = event_delay_quarters(u, mean, jitter)
+@given(st.floats(-8.0, 8.0), st.floats(1.0, 40.0), st.floats(0.0, 2.0), st.floats(-1.0, 1.0))
+def test_delays_are_the_rounded_lognormal_and_at_least_one_quarter(
+    score: float, median: float, sigma: float, shift: float
+) -> None:
+    delay = delay_quarters(score, median, sigma, shift)
+    exact = median * math.exp(sigma * score + shift)
     assert delay >= 1
-    assert mean * (1 - jitter) - 0.5 <= delay or delay == 1
-    assert delay <= mean * (1 + jitter) + 0.5
+    assert delay == max(1, math.floor(exact + 0.5))
 
 
-def test_delay_mean_is_the_profile_mean() -> None:
+def test_delays_have_the_carta_seed_to_series_a_quartiles() -> None:
+    # Median 2.1 years (8.4 quarters), sigma 0.7: the 75th percentile is 2.1 x exp(0.7 x 0.674) = 3.4 years
+    # (Carta, State of Seed, Winter 2025), within a quarter's rounding.
     values = _uniforms(_key(3), 50_000)
-    delays = np.array([event_delay_quarters(u, 10.0, 0.5) for u in values[:20_000]])
-    # Uniform on 5..15 quarters, rounded: mean 10, sd ~2.9 -> SE ~0.02.
-    assert abs(delays.mean() - 10.0) < 0.1
+    delays = np.array([delay_quarters(standard_normal_quantile(u), 8.4, 0.7, 0.0) for u in values])
+    assert abs(np.median(delays) - 8.4) <= 0.6
+    assert abs(np.percentile(delays, 75) / 4.0 - 3.4) <= 0.25
+    assert np.percentile(delays, 90) > 1.5 * np.percentile(delays, 75) - 8.4 * 0.5  # a right tail
+
+
+def test_zero_sigma_delays_are_fixed() -> None:
+    assert delay_quarters(3.0, 10.0, 0.0, 0.0) == 10
+
+
+GRID = quantile_grid(QUANTILE_CELLS)
+NORMAL = NormalDist()
+
+
+def _near(value: float, steps: int) -> float:
+    """``value`` moved by ``steps`` units in the last place, kept inside (0, 1)."""
+    for _ in range(abs(steps)):
+        value = math.nextafter(value, math.inf if steps > 0 else -math.inf)
+    return min(max(value, 5e-324), math.nextafter(1.0, 0.0))
+
+
+# Uniforms anywhere, and right at the grid's cell edges, where the bracket is tightest.
+uniforms = st.one_of(
+    st.floats(0.0, 1.0, exclude_min=True, exclude_max=True),
+    st.builds(
+        _near, st.integers(1, QUANTILE_CELLS - 1).map(lambda cell: cell / QUANTILE_CELLS), st.integers(-3, 3)
+    ),
+)
+
+
+def _ulps(value: float, steps: int) -> float:
+    for _ in range(abs(steps)):
+        value = math.nextafter(value, math.inf if steps > 0 else -math.inf)
+    return value
+
+
+def test_the_grid_holds_the_quantiles_of_its_cell_edges() -> None:
+    assert GRID[0] == -math.inf
+    assert GRID[QUANTILE_CELLS] == math.inf
+    assert np.all(np.diff(GRID) > 0.0)
+    for cell in (1, 7, 512, 1000, QUANTILE_CELLS - 1):
+        assert GRID[cell] == standard_normal_quantile(cell / QUANTILE_CELLS)
+
+
+@settings(deadline=None)  # the first call compiles
+@given(uniforms, st.floats(-3.0, 3.0), st.floats(0.2, 1.0), st.floats(-4.0, 4.0), st.integers(-2, 2))
+def test_a_score_comparison_from_the_grid_is_the_quantiles(
+    u: float, offset: float, scale: float, threshold: float, steps: int
+) -> None:
+    exact_score = offset + scale * standard_normal_quantile(u)
+    # Also thresholds a few units in the last place from the score itself: the comparison must not drift.
+    for bound in (threshold, _ulps(exact_score, steps), -math.inf, math.inf):
+        assert normal_score_below(u, offset, scale, bound, GRID) == (exact_score < bound)
+
+
+@settings(deadline=None)  # the first call compiles
+@given(uniforms, st.floats(1.0, 40.0), st.floats(0.05, 2.0), st.floats(-1.0, 1.0))
+def test_a_delay_from_the_grid_is_the_rounded_lognormal_of_the_quantile(
+    u: float, median: float, sigma: float, shift: float
+) -> None:
+    grid = np.exp(sigma * GRID)[None, :]
+    expected = delay_quarters(standard_normal_quantile(u), median, sigma, shift)
+    assert delay_quarters_from_uniform(u, median, sigma, shift, grid, 0, math.exp(shift)) == expected
+
+
+@settings(deadline=None)  # the first call compiles
+@given(
+    st.integers(1, 60), st.floats(1.0, 40.0), st.floats(0.05, 2.0), st.floats(-1.0, 1.0), st.integers(-4, 4)
+)
+def test_a_delay_at_a_rounding_edge_is_the_rounded_lognormal_of_the_quantile(
+    quarters: int, median: float, sigma: float, shift: float, steps: int
+) -> None:
+    # The uniform whose lognormal delay is exactly ``quarters + 0.5``, and its neighbours.
+    u = _near(NORMAL.cdf((math.log((quarters + 0.5) / median) - shift) / sigma), steps)
+    grid = np.exp(sigma * GRID)[None, :]
+    expected = delay_quarters(standard_normal_quantile(u), median, sigma, shift)
+    assert delay_quarters_from_uniform(u, median, sigma, shift, grid, 0, math.exp(shift)) == expected

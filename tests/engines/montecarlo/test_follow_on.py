@@ -8,7 +8,7 @@ and the reviewer's reproduction (participation 2, a $3.5M seed check on a $0.5M 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from fundmodel.engines.montecarlo import MIN_ITERATIONS, cashflows, events, load_config, simulate
+from fundmodel.engines.montecarlo.companies import plan_portfolio
+from fundmodel.errors import SimulationConfigError
 from fundmodel.stages import Stage
 
 MILLION = 1e6
@@ -181,7 +183,7 @@ def _reproduction(series_a_pre_money: float) -> dict[str, Any]:
                 "graduationRate": 1.0,
                 "exitRate": 0.0,
                 "yearsToGraduate": 2.0,
-                "timingJitter": 0.0,
+                "timingSigma": 0.0,
             },
             "series_a": {
                 "roundSize": 12 * MILLION,
@@ -189,7 +191,7 @@ def _reproduction(series_a_pre_money: float) -> dict[str, Any]:
                 "graduationRate": 0.0,
                 "exitRate": 1.0,
                 "yearsToExit": 3.0,
-                "timingJitter": 0.0,
+                "timingSigma": 0.0,
                 "exitMultipleMedian": 1.0,
                 "exitMultipleSigma": 0.0,
                 "exitMultipleCap": None,
@@ -217,3 +219,65 @@ def test_reproduction_participation_two_buys_at_most_the_whole_series_a(series_a
     assert ownership <= 1.0
     np.testing.assert_allclose(samples["grossProceeds"], ownership * post_money, rtol=1e-12)
     assert np.all(samples["grossProceeds"] <= post_money * (1 + 1e-12))
+
+
+class TestFollowOnPolicies:
+    """proRata (every graduate), topQuantile (graduates the fund rates in its top X %), none."""
+
+    body: ClassVar[dict[str, Any]] = {
+        "fundSize": 100e6,
+        "stageDistribution": {"pre_seed": 0.1, "seed": 0.6, "series_a": 0.3},
+        "reserveRatio": 0.45,
+    }
+
+    def _run(self, **overrides: Any) -> Any:
+        return simulate(load_config({**self.body, **overrides}), iterations=3_000, seed=13)
+
+    def test_none_never_follows_on(self) -> None:
+        result = self._run(followOnPolicy="none")
+        assert np.all(result.samples["investedFollowOn"] == 0.0)
+        assert np.all(result.samples["reserveCalled"] == 0.0)
+        assert np.all(result.samples["followOnRequested"] == 0.0)
+        assert result.returns_by_source.follow_on.gross_moic == 0.0
+
+    def test_top_quantile_follows_on_fewer_and_better_graduates(self) -> None:
+        pro_rata = self._run()
+        top = self._run(followOnPolicy="topQuantile", followOnTopShare=0.3)
+        requested_pro_rata = float(np.mean(pro_rata.samples["followOnRequested"]))
+        requested_top = float(np.mean(top.samples["followOnRequested"]))
+        # About 30 % of the graduates, so about 30 % of the dollars asked for (graduates differ in size).
+        assert 0.15 * requested_pro_rata < requested_top < 0.5 * requested_pro_rata
+        top_returns = top.returns_by_source.follow_on
+        all_returns = pro_rata.returns_by_source.follow_on
+        assert top_returns.gross_moic > all_returns.gross_moic
+        assert top_returns.loss_ratio < all_returns.loss_ratio
+
+    def test_a_larger_top_share_lowers_every_threshold(self) -> None:
+        plans = [
+            plan_portfolio(load_config({**self.body, "followOnPolicy": "topQuantile", "followOnTopShare": x}))
+            for x in (0.2, 0.5, 0.8)
+        ]
+        entry = Stage.SEED.position
+        for reached in range(entry + 1, entry + 4):
+            levels = [float(plan.signal_threshold[entry, reached]) for plan in plans]
+            assert levels == sorted(levels, reverse=True)
+            assert levels[0] > levels[-1]
+
+    def test_the_thresholds_are_part_of_the_config_not_of_the_run(self) -> None:
+        config = load_config({**self.body, "followOnPolicy": "topQuantile"})
+        np.testing.assert_array_equal(
+            plan_portfolio(config).signal_threshold, plan_portfolio(config).signal_threshold
+        )
+
+    @pytest.mark.parametrize(
+        ("overrides", "field"),
+        [
+            ({"followOnPolicy": "best"}, "followOnPolicy"),
+            ({"followOnTopShare": 0.0}, "followOnTopShare"),
+            ({"followOnTopShare": 1.5}, "followOnTopShare"),
+        ],
+    )
+    def test_invalid_policies_are_refused(self, overrides: dict[str, Any], field: str) -> None:
+        with pytest.raises(SimulationConfigError) as raised:
+            load_config({**self.body, **overrides})
+        assert field in {problem["field"] for problem in raised.value.errors}

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fundmodel.engines.montecarlo.metrics import (
+    column_percentiles,
     median_by_column,
     probabilities_at_least,
     summarize,
@@ -66,3 +67,18 @@ def test_non_finite_output_is_refused() -> None:
     _require_finite({"a": [1.0, {"b": 2.0}]}, "")
     with pytest.raises(ArithmeticError, match=r"a\[1\]\.b"):
         _require_finite({"a": [1.0, {"b": math.nan}]}, "")
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=1, max_size=200),
+    st.integers(1, 4),
+)
+def test_column_percentiles_are_numpys_linear_percentiles(column: list[float], columns: int) -> None:
+    values = np.tile(np.asarray(column, dtype=np.float32)[:, None], (1, columns))
+    values[:, -1] = values[::-1, -1]  # the same numbers in another order
+    fractions = np.array([0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0])
+    levels = np.empty((fractions.shape[0], columns))
+    column_percentiles(values, fractions, levels, 0, columns)
+    expected = np.percentile(values.astype(np.float64), fractions * 100.0, axis=0)
+    np.testing.assert_allclose(levels, expected, rtol=1e-12, atol=1e-9)

@@ -1,9 +1,11 @@
 """Every number the kernel writes is pinned: SHA-256 of the full per-fund arrays for a set of configs.
 
-The kernel's restructuring (issue 15) promised no behaviour change, and the next model changes must bump
-``ENGINE_VERSION`` when they move a result: these digests fail on any bit of any fund's 18 result columns
-(``out``) or J-curve (``j_curve``) moving. Captured from the real ``simulate`` (threads, chunks and all) by
-wrapping the runner's kernel call to keep a reference to the arrays it fills.
+A model change must bump ``ENGINE_VERSION`` when it moves a result, and recompute these digests in the
+same change (engine 2.0.0: shared market state, company quality, liquidation preferences, partial
+recoveries, lognormal timing, company keys per stage, the financing ledger and yearly points): they fail on
+any bit of any fund's result columns (``out``), J-curve (``j_curve``) or yearly points (``yearly``)
+moving. Captured from the real ``simulate`` (threads, chunks and all) by wrapping the runner's kernel
+call to keep a reference to the arrays it fills.
 
 Bit-identity holds on one machine type: the digests depend on the platform's ``exp``/``log`` rounding, so a
 different CPU or libm could legitimately need them recomputed (with the previous engine, not this one).
@@ -83,6 +85,26 @@ CASES: dict[str, Case] = {
         70_001,
         123_456_789,
     ),
+    # Follow-ons only into the graduates the fund rates in its top 30 %, with a noisy signal.
+    "top-quantile follow-ons": Case(
+        {**EXAMPLE_FUND, "followOnPolicy": "topQuantile", "followOnTopShare": 0.3}, 3_000, 5
+    ),
+    # No follow-ons and no shared or persistent risk: independent companies, as in engine 1.x.
+    "no follow-ons, independent companies": Case(
+        {
+            **EXAMPLE_FUND,
+            "followOnPolicy": "none",
+            "riskModel": {
+                "marketOnOutcomes": 0.0,
+                "qualityOnOutcomes": 0.0,
+                "marketOnExits": 0.0,
+                "qualityOnExits": 0.0,
+                "marketOnTiming": 0.0,
+            },
+        },
+        2_000,
+        17,
+    ),
     # Companies resolve within a couple of years: funds wind up early (fees stop, recycled cash returns).
     "early wind-up": Case(
         {
@@ -105,38 +127,53 @@ CASES: dict[str, Case] = {
     ),
 }
 
-# Hashes of engine 1.0.1 outputs, computed at commit 394594ab1aa1c3ee5037bdd65592d4edec10b791 (the engine
-# before the kernel was split into phases) with that commit's own code: (out, j_curve).
-PINNED_DIGESTS: dict[str, tuple[str, str]] = {
+# Hashes of engine 2.0.0 outputs: (out, j_curve, yearly).
+PINNED_DIGESTS: dict[str, tuple[str, str, str]] = {
     "example fund": (
-        "062078c103ef856232654054643b46cad7b8dbb0e567160cb9df8538066fb05e",
-        "942f78fe391e2e78dce30fd17ad61ea49cabcbdce88df633cbacd9ead4fc021e",
+        "ebace8bd845cc393da22aff9249aea7c235fd7270736f37eeddaa7eb10756cbb",
+        "06cd198c9b907e551d7db9130eab799d066bfba6314d5074f82fc9b6d37976db",
+        "3652c95a81cd82a182dfbebde9ebe3605b9cfa6b8cb381b910a0d84cbbaf797c",
     ),
     "no recycling": (
-        "a0db07b094709a92c52dbe78ad09a712aa1055476852d15942b3e3296f19ed07",
-        "bde0d6d095d61ca5d32ec61460da08daa79a6324e58f99dc29223b3bb8970ad1",
+        "935b397639296d2c355b68b0a80fe50ce4566791060c4cc842d9b4d5e85f4b4b",
+        "610fd2836873b4a946fa9acafcb4d264a5b90c88358cf898ba81166d99d34ab6",
+        "180dcae573709807d4d22fa117c50add088e7a94eb2df73c4f6a9d9a86e3c2ce",
     ),
     "high follow-on participation": (
-        "1b8f36377dbeb354d31b5607131d6b063e21457bdbaadf56e2f203bfd944f185",
-        "389ac40948ffa4ebd15d1ac2f583c088729665d5b691873a3d43f6a488dc2194",
+        "102c0bdf2d145b45c16f8dd46d4fb274a14dba1738fc23173b2d03f769d52c8d",
+        "5d40585a599adf3ab7dff45aee766196a1f550ae614f6f9c133aa2f4a0e5290e",
+        "38c50dc25762246c5fb1c54356846c376241a8e86d1c28cd62a3e383220ea3f0",
     ),
     "pre-seed and seed at once": (
-        "3cf4bde3eb6a8b20c2a4e9f485b45b36d9a9aff52dc62cb0eb30d07703834f1c",
-        "baf2b78799b08fe9d9c58627aca4a116998101cf5c9b6624e740de2777f8b007",
+        "1050617ea081a18463a9f23408dd45a6aa042592296dbaca0ed68a38af8fb9b0",
+        "33709aadbdc96ed6b1bf0edfd70e3de6c9312c613de8e997b9a34118913c5f89",
+        "b7138f1884f94f4ca91b12404e27971755a3668d7ff7e1931058baea48cce83c",
     ),
     "late stages, two chunks": (
-        "db2d4a39289a2ab8327be5ede966dc6b2a8359aaa61aecf2b33d93313cb31727",
-        "69fb6a2bf60bc792a15bf4a1e9db6e3ef2461fb3560b3c60396976bbf4a301d4",
+        "ff4dc14b02f868672aef5698d729280db9e88295a76f5e2e13af3d000356c24d",
+        "9ec700bf1f0a589efe441a59032da2c6663f31cece40eb7cae4a37b4c2fb12b3",
+        "4bfd0b40c5941562404f43acf1628fdc30cee4179041210fdce021ff1bb12f74",
+    ),
+    "top-quantile follow-ons": (
+        "d4c905c07f0988fc24011a426260c6a0dc70979ab291f99a1ad2e450a4044652",
+        "ecfbe5c6e0a6b15a3dcf2924f576a50836987676ff393138a807d1423d4c1ddd",
+        "d7110469acaac1398d67f243ed45e55fa08f70d3db724411c3c830cbd6b1957b",
+    ),
+    "no follow-ons, independent companies": (
+        "8522644440fee2aa4a32bec08f1be077300fb66e4c555d85d36bc0d3d458eb46",
+        "32ddc62b40eb41038a1d53ececc4e52ccdd03075743c158cee5448fa249edc34",
+        "167d7d3e3d40cf38335477fd1dc64904cbb3e692c68ae2c1afb0d3aaf98de908",
     ),
     "early wind-up": (
-        "c9dd44a91519ba8054b39a831e578b909f414e30c74a52811bb62e8a8a46a310",
-        "0399bf57f823f874dc82fdb1242ef6926547647d88bf556c7d2218bfd8225d45",
+        "9fe9f651d034a3f1761bbac91fa63f559ef4c212fbd2b8728a776484d2a3c0b3",
+        "3890ef7abca37bdba7f65af418224772c11576328ea5d4cafa99ae9db53fca1f",
+        "c8e4224a7bac8adc1f4421615c7fa71f520c8278569a6c67382317ad0afacbc5",
     ),
 }
 
 
-def result_digests(body: dict[str, Any], iterations: int, seed: int, threads: int) -> tuple[str, str]:
-    """SHA-256 of the ``out`` and ``j_curve`` arrays one ``simulate`` call fills."""
+def result_digests(body: dict[str, Any], iterations: int, seed: int, threads: int) -> tuple[str, str, str]:
+    """SHA-256 of the ``out``, ``j_curve`` and ``yearly`` arrays one ``simulate`` call fills."""
     filled: dict[str, npt.NDArray[Any]] = {}
     run_kernel = runner._run_kernel
 
@@ -148,10 +185,12 @@ def result_digests(body: dict[str, Any], iterations: int, seed: int, threads: in
         count: int,
         out: npt.NDArray[np.float64],
         j_curve: npt.NDArray[np.float32],
+        yearly: npt.NDArray[np.float32],
     ) -> None:
         filled["out"] = out
         filled["j_curve"] = j_curve
-        run_kernel(config, plan, seed, first_fund, count, out, j_curve)
+        filled["yearly"] = yearly
+        run_kernel(config, plan, seed, first_fund, count, out, j_curve, yearly)
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(runner, "_run_kernel", keeping_arrays)
@@ -159,19 +198,21 @@ def result_digests(body: dict[str, Any], iterations: int, seed: int, threads: in
     return (
         hashlib.sha256(np.ascontiguousarray(filled["out"]).tobytes()).hexdigest(),
         hashlib.sha256(np.ascontiguousarray(filled["j_curve"]).tobytes()).hexdigest(),
+        hashlib.sha256(np.ascontiguousarray(filled["yearly"]).tobytes()).hexdigest(),
     )
 
 
 def test_the_engine_version_is_the_one_the_digests_were_taken_from() -> None:
     # A deliberate result change bumps ENGINE_VERSION and recomputes the digests in the same commit.
-    assert ENGINE_VERSION == "1.0.1"
+    assert ENGINE_VERSION == "2.0.0"
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("name", list(CASES))
-def test_results_are_bit_identical_to_engine_1_0_1(name: str, threads: int) -> None:
+def test_results_are_bit_identical_to_engine_2_0_0(name: str, threads: int) -> None:
     case = CASES[name]
-    out_digest, j_curve_digest = result_digests(case.body, case.iterations, case.seed, threads)
-    pinned_out, pinned_j_curve = PINNED_DIGESTS[name]
+    out_digest, j_curve_digest, yearly_digest = result_digests(case.body, case.iterations, case.seed, threads)
+    pinned_out, pinned_j_curve, pinned_yearly = PINNED_DIGESTS[name]
     assert out_digest == pinned_out, f"{name}: per-fund results moved"
     assert j_curve_digest == pinned_j_curve, f"{name}: J-curves moved"
+    assert yearly_digest == pinned_yearly, f"{name}: yearly points moved"

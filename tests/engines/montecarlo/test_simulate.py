@@ -1,5 +1,7 @@
 import json
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from fundmodel.engines.montecarlo import (
     MIN_ITERATIONS,
     SimulationConfig,
     compare,
+    load_config,
     runner,
     simulate,
 )
@@ -21,6 +24,9 @@ from fundmodel.errors import SimulationConfigError
 from .builders import default_fund, deterministic_fund
 
 ITERATIONS = 2_000
+EXAMPLE_FUND: dict[str, Any] = json.loads(
+    (Path(__file__).parents[3] / "examples" / "fund.json").read_text(encoding="utf-8")
+)
 
 
 class TestExactCases:
@@ -40,6 +46,38 @@ class TestExactCases:
         assert result.prob_tvpi_at_least == {1: 1.0, 2: 1.0, 3: 0.0, 5: 0.0, 10: 0.0}
         assert result.capital.companies_by_stage == {"seed": 80}
 
+    def test_outputs_of_the_deterministic_fund(self) -> None:
+        # 80 checks at t=0, every one returns 3x at year 4: financings, sources and yearly points by hand.
+        result = simulate(deterministic_fund(), iterations=MIN_ITERATIONS, seed=7)
+        assert result.deal_outcomes.by_count == {
+            "<1x": 0.0,
+            "1-5x": 1.0,
+            "5-10x": 0.0,
+            "10-20x": 0.0,
+            "20-50x": 0.0,
+            ">=50x": 0.0,
+        }
+        assert result.deal_outcomes.by_dollars == result.deal_outcomes.by_count
+        assert result.returns_by_source.initial.gross_moic == pytest.approx(3.0, rel=1e-12)
+        assert result.returns_by_source.initial.loss_ratio == 0.0
+        assert result.returns_by_source.follow_on.to_json() == {"grossMoic": 0.0, "lossRatio": 0.0}
+        assert result.prob_fund_returner == 0.0
+        bands = result.yearly_bands
+        assert bands.years == [float(year) for year in range(11)]
+        for level in (10, 50, 90):
+            np.testing.assert_allclose(bands.bands["paidIn"][level], 100e6, rtol=1e-6)
+            np.testing.assert_allclose(bands.bands["nav"][level], [100e6] * 4 + [0.0] * 7, rtol=1e-6)
+            np.testing.assert_allclose(bands.bands["tvpi"][level], [1.0] * 4 + [2.6] * 7, rtol=1e-6)
+            np.testing.assert_allclose(bands.bands["dpi"][level], [0.0] * 4 + [2.6] * 7, rtol=1e-6)
+
+    def test_a_company_returning_the_fund_is_counted(self) -> None:
+        # A $2M fund of two $1M seed checks, each returning 3x ($3M): both return the whole fund.
+        config = deterministic_fund(fundSize=2e6)
+        result = simulate(config, iterations=MIN_ITERATIONS, seed=7)
+        assert result.capital.companies_by_stage == {"seed": 2}
+        np.testing.assert_array_equal(result.samples["fundReturners"], 2.0)
+        assert result.prob_fund_returner == 1.0
+
     def test_pref_without_catch_up_is_exact(self) -> None:
         config = deterministic_fund(preferredReturn=0.08, catchUp=0.0)
         samples = simulate(config, iterations=MIN_ITERATIONS, seed=1).samples
@@ -58,7 +96,15 @@ class TestExactCases:
         np.testing.assert_allclose(result.samples["grossMoic"], 3.0, rtol=1e-12)
 
     def test_zero_graduation_and_zero_exit_is_a_total_loss(self) -> None:
-        profiles = {"seed": {"graduationRate": 0.0, "exitRate": 0.0}}
+        # Fixed timing: with a lognormal delay a few failures would fall past the horizon and be valued.
+        profiles = {
+            "seed": {
+                "graduationRate": 0.0,
+                "exitRate": 0.0,
+                "failureRecoveryRate": 0.0,
+                "timingSigma": 0.0,
+            }
+        }
         config = default_fund(stageDistribution={"seed": 1.0}, stageProfiles=profiles)
         result = simulate(config, iterations=200, seed=11)
         for name in ("netTvpi", "dpi", "rvpi", "grossMoic", "carryPaid"):
@@ -66,6 +112,26 @@ class TestExactCases:
         assert np.all(result.samples["netIrr"] == -1.0)
         assert np.all(result.samples["lossRatio"] == 1.0)
         assert result.prob_tvpi_at_least[1] == 0.0
+
+    def test_failures_recover_at_most_their_share_of_the_preference(self) -> None:
+        # Every company fails; a distressed sale returns up to 30 % of the preference stack, and the fund's
+        # preferred shares take their pro-rata part of it: up to 30 % of the cost, never more.
+        profiles = {
+            "seed": {
+                "graduationRate": 0.0,
+                "exitRate": 0.0,
+                "failureRecoveryRate": 1.0,
+                "failureRecoveryMax": 0.3,
+                "timingSigma": 0.0,
+            }
+        }
+        config = default_fund(stageDistribution={"seed": 1.0}, stageProfiles=profiles)
+        result = simulate(config, iterations=200, seed=11)
+        gross = result.samples["grossMoic"]
+        assert np.all(gross > 0.0)
+        assert np.all(gross <= 0.3)
+        assert 0.1 < float(np.mean(gross)) < 0.2  # uniform on (0, 0.3): mean 0.15
+        assert result.deal_outcomes.by_count["<1x"] == 1.0
 
     def test_without_fees_or_carry_net_equals_gross(self) -> None:
         config = default_fund(
@@ -222,6 +288,32 @@ class TestMonotonicity:
         assert medians == sorted(medians)
         assert medians[-1] > medians[0] * 1.3
 
+    def test_a_fee_rise_that_keeps_the_portfolio_leaves_paired_funds_worse_or_equal(self) -> None:
+        # 2 % -> 2.1 % keeps every stage's company count: each company has the same path in both runs,
+        # so (almost) every paired fund is worse or equal. The exceptions come from the smaller reserve
+        # running out at a different round, and from checks rounding into another liquidation-preference
+        # branch.
+        body = {**EXAMPLE_FUND}
+        before = simulate(load_config(body), iterations=3_000, seed=9)
+        after = simulate(load_config({**body, "managementFeeRate": 0.021}), iterations=3_000, seed=9)
+        assert after.capital.companies_by_stage == before.capital.companies_by_stage
+        better = np.mean(after.samples["netTvpi"] > before.samples["netTvpi"] + 1e-12)
+        assert better < 0.05
+
+    def test_a_fee_rise_that_drops_a_company_changes_only_that_company(self) -> None:
+        # 2 % -> 2.5 % funds one seed check fewer: the other 30 companies keep their paths (see
+        # test_paths.py), so a paired fund is better only when the dropped company lost money and the
+        # remaining seed checks, each a little larger, did well. Engine 1.0.1 reshuffled every company
+        # after the dropped one: 46 % of funds came out better.
+        body = {**EXAMPLE_FUND}
+        before = simulate(load_config(body), iterations=3_000, seed=9)
+        after = simulate(load_config({**body, "managementFeeRate": 0.025}), iterations=3_000, seed=9)
+        assert sum(after.capital.companies_by_stage.values()) == 30
+        assert sum(before.capital.companies_by_stage.values()) == 31
+        better = np.mean(after.samples["netTvpi"] > before.samples["netTvpi"] + 1e-12)
+        assert better < 0.4
+        assert np.corrcoef(before.samples["netTvpi"], after.samples["netTvpi"])[0, 1] > 0.95
+
     def test_higher_fees_lower_median_tvpi(self) -> None:
         medians = []
         for fee in (0.0, 0.01, 0.02, 0.03):
@@ -285,6 +377,36 @@ class TestJsonForm:
         assert capital["deployed"]["initial"] == pytest.approx(capital["initialBudget"])
         assert 0.0 <= capital["reserveUsage"] <= 1.0
         assert 0.0 <= document["lossRatio"]["mean"] <= 1.0
+
+    def test_the_new_outputs_are_consistent(self) -> None:
+        config = default_fund(fundLifeYears=10.5, investmentPeriodYears=5.0)
+        result = simulate(config, iterations=1_000, seed=42)
+        document = result.to_json()
+        bands = document["yearlyBands"]
+        assert bands["years"] == [*range(11), 10.5]
+        for measure in ("tvpi", "dpi", "paidIn", "nav"):
+            assert set(bands[measure]) == {"p10", "p25", "p50", "p75", "p90"}
+            columns = np.array([bands[measure][f"p{level}"] for level in (10, 25, 50, 75, 90)])
+            assert columns.shape == (5, 12)
+            assert np.all(np.diff(columns, axis=0) >= 0.0)  # percentiles ordered at every year
+        # The last point is the fund's net TVPI; paid-in only grows.
+        assert bands["tvpi"]["p50"][-1] == pytest.approx(result.net_tvpi.percentiles[50], rel=1e-6)
+        assert np.all(np.diff(bands["paidIn"]["p50"]) >= 0.0)
+        for view in ("byCount", "byDollars"):
+            shares = document["dealOutcomes"][view]
+            assert list(shares) == ["<1x", "1-5x", "5-10x", "10-20x", "20-50x", ">=50x"]
+            assert sum(shares.values()) == pytest.approx(1.0)
+        returns = document["returnsBySource"]
+        assert set(returns) == {"initial", "followOn"}
+        assert 0.0 <= returns["initial"]["lossRatio"] <= 1.0
+        assert 0.0 <= returns["followOn"]["lossRatio"] <= 1.0
+        # Pooled initial + follow-on dollars returned equal the funds' gross proceeds plus NAV.
+        invested = result.samples["investedInitial"] + result.samples["investedFollowOn"]
+        returned = returns["initial"]["grossMoic"] * result.samples["investedInitial"].sum()
+        returned += returns["followOn"]["grossMoic"] * result.samples["investedFollowOn"].sum()
+        gross = (result.samples["grossMoic"] * invested).sum()
+        assert returned == pytest.approx(gross, rel=1e-9)
+        assert document["probFundReturner"] == float(np.mean(result.samples["fundReturners"] > 0))
 
     def test_alias_and_enum_keys_give_the_canonical_distribution(self) -> None:
         config = SimulationConfig.model_validate(

@@ -24,6 +24,7 @@ from fundmodel.mode_ops.manual import set_mode_over_http
 from fundmodel.mode_ops.tokens import require_admin
 from fundmodel.observability.alertmanager import MAX_PAYLOAD_BYTES, SIGNATURE_HEADER
 from fundmodel.validation import ModeState, ValidationMode
+from fundmodel.validation.mode import MAX_CANARY_CLIENTS
 
 router = APIRouter(prefix="/_ops/stage-validation", tags=["operations"])
 
@@ -78,10 +79,21 @@ _admin_bearer = HTTPBearer(
 class ModeValue(ApiModel):
     mode: ValidationMode
     canary_percent: float = Field(description="Percent of clients enforced (only meaningful in enforce).")
+    canary_clients: list[str] = Field(
+        description="API key names always enforced, whatever the percentage (only meaningful in enforce)."
+    )
+    aliases_rejected: bool = Field(
+        description="The Sunset step: enforced clients' deprecated aliases are rejected (enforce only)."
+    )
 
     @classmethod
     def of(cls, state: ModeState) -> ModeValue:
-        return cls(mode=state.mode, canary_percent=state.canary_percent)
+        return cls(
+            mode=state.mode,
+            canary_percent=state.canary_percent,
+            canary_clients=state.sorted_clients,
+            aliases_rejected=state.aliases_rejected,
+        )
 
 
 class WebhookResult(ApiModel):
@@ -109,6 +121,8 @@ class WorkerMode(ApiModel):
     pid: int = Field(description="The worker process that answered.")
     mode: ValidationMode = Field(description="The mode this worker applies now (its cached view).")
     canary_percent: float
+    canary_clients: list[str] = Field(description="The named canary clients this worker applies.")
+    aliases_rejected: bool
     cache_age_seconds: float = Field(description="Seconds since this worker last read the store.")
 
 
@@ -139,6 +153,8 @@ class AuditEntry(ApiModel):
 class ModeStatus(ApiModel):
     mode: ValidationMode = Field(description="The stored mode every worker converges to within the TTL.")
     canary_percent: float
+    canary_clients: list[str] = Field(description="Named canary clients (API key names).")
+    aliases_rejected: bool = Field(description="The Sunset step is on (enforce only).")
     source: str = Field(description="store, or default (STAGE_VALIDATION_MODE: nothing stored yet).")
     version: int
     updated_at: datetime | None
@@ -154,6 +170,17 @@ class ModeUpdate(ApiModel):
     )
     actor: StorableText = Field(min_length=1, max_length=100, description="Who makes the change (audited).")
     reason: StorableText = Field(min_length=1, max_length=1000, description="Why (audited).")
+    canary_clients: list[Annotated[StorableText, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list,
+        max_length=MAX_CANARY_CLIENTS,
+        description="API key names always enforced, whatever the percentage (unknown names: 422 "
+        "`INVALID_INPUT`). The whole state is given: names not repeated are cleared.",
+    )
+    aliases_rejected: bool = Field(
+        default=False,
+        description="The Sunset step: enforced clients' deprecated aliases are rejected before the "
+        "Sunset date.",
+    )
 
 
 def require_admin_token(
@@ -243,6 +270,8 @@ def get_mode(
     return ModeStatus(
         mode=stored.state.mode,
         canary_percent=stored.state.canary_percent,
+        canary_clients=stored.state.sorted_clients,
+        aliases_rejected=stored.state.aliases_rejected,
         source="store" if stored.version else "default",
         version=stored.version,
         updated_at=stored.updated_at,
@@ -251,6 +280,8 @@ def get_mode(
             pid=os.getpid(),
             mode=applied.mode,
             canary_percent=applied.canary_percent,
+            canary_clients=applied.sorted_clients,
+            aliases_rejected=applied.aliases_rejected,
             cache_age_seconds=age,
         ),
         recent_changes=[AuditEntry.of(change) for change in store.audit_log(limit)] if limit else [],
@@ -285,6 +316,8 @@ def put_mode(state: AppStateDep, update: ModeUpdate) -> AuditEntry:
         canary_percent=update.canary_percent,
         actor=update.actor,
         reason=update.reason,
+        canary_clients=update.canary_clients,
+        aliases_rejected=update.aliases_rejected,
     )
     return AuditEntry.of(change)
 

@@ -3,9 +3,10 @@ fund's quarterly cash flows, waterfall and IRR.
 
 Per fund, four phases, each a compiled function with named inputs:
 
-1. Company paths (:mod:`~fundmodel.engines.montecarlo.paths`): each company slot draws its entry
-   quarter and walks its stage path (graduate / exit / fail per round, with delays), recording dated
-   events.
+0. The fund's market state (one draw, shared by all its companies; :mod:`~fundmodel.engines.montecarlo.risk`).
+1. Company paths (:mod:`~fundmodel.engines.montecarlo.paths`): each company draws its entry quarter and
+   quality and walks its stage path (survive or fail, then graduate or exit, per round, with delays),
+   recording dated events.
 2. Events (:mod:`~fundmodel.engines.montecarlo.events`): the events of all companies in chronological
    order (ties by slot), so follow-ons draw on the shared reserve pool (recycled cash first) in the order
    they happen, and exits may refill the pool (recycling).
@@ -13,9 +14,11 @@ Per fund, four phases, each a compiled function with named inputs:
    still alive at the horizon are valued at their last round's post-money times the fund's ownership
    (NAV).
 4. LP cash flows (here): fees, expenses, checks and proceeds give quarterly calls and distributable
-   proceeds, which go through the waterfall; LP net cash flows give DPI, RVPI, TVPI, IRR and the J-curve.
+   proceeds, which go through the waterfall; LP net cash flows give DPI, RVPI, TVPI, IRR, the J-curve
+   and the yearly points (TVPI, DPI, paid-in, NAV at the end of each year).
 
-Results go to ``out[column, fund]`` (see the ``OUT_*`` columns) and ``j_curve[fund, quarter]``.
+Results go to ``out[column, fund]`` (see the ``OUT_*`` columns; the ledger of financings from
+``OUT_LEDGER`` on), ``j_curve[fund, quarter]`` and ``yearly[fund, YEARLY_*, point]``.
 
 How it is compiled, and why: :func:`simulate_funds` allocates the scratch arrays once per call, reuses them
 fund after fund and owns them; the phases are ``jit_phase`` functions (no reference counting, so passing
@@ -39,7 +42,14 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from fundmodel.engines.montecarlo.events import EventTotals, process_events, sort_events
+from fundmodel.engines.montecarlo.events import (
+    LEDGER_FUND_RETURNERS,
+    LEDGER_SIZE,
+    EventTotals,
+    file_financings,
+    process_events,
+    sort_events,
+)
 from fundmodel.engines.montecarlo.irr import solve_irr
 from fundmodel.engines.montecarlo.jit import jit, jit_phase, jit_step
 from fundmodel.engines.montecarlo.kernel_inputs import FundBatch, FundTerms, PortfolioArrays
@@ -47,6 +57,7 @@ from fundmodel.engines.montecarlo.paths import (
     CompanyBook,
     FundStream,
     draw_company_paths,
+    market_state,
     new_company_book,
     new_event_log,
 )
@@ -71,7 +82,24 @@ OUT_RESIDUAL_VALUE = 14
 OUT_LOSS_RATIO = 15
 OUT_FOLLOW_ON_REQUESTED = 16
 OUT_LP_RESIDUAL = 17
-OUT_COLUMNS = 18
+OUT_MARKET = 18
+"""The fund's market state (standard normal)."""
+OUT_LEDGER = 19
+"""``OUT_LEDGER + events.LEDGER_*``: the fund's financings by outcome (see :mod:`.events`)."""
+OUT_COLUMNS = OUT_LEDGER + LEDGER_SIZE
+
+YEARLY_TVPI = 0
+YEARLY_DPI = 1
+YEARLY_PAID_IN = 2
+YEARLY_NAV = 3
+YEARLY_MEASURES = 4
+QUARTERS_PER_POINT = 4
+"""Yearly points: the end of quarters 0, 4, 8, ... and the horizon when it is not a whole year."""
+
+
+def yearly_points(horizon: int) -> int:
+    """How many yearly points a horizon of ``horizon`` quarters has."""
+    return horizon // QUARTERS_PER_POINT + 1 + (1 if horizon % QUARTERS_PER_POINT else 0)
 
 
 class QuarterlyFlows(NamedTuple):
@@ -85,7 +113,11 @@ class QuarterlyFlows(NamedTuple):
     """The LPs' part of ``proceeds`` after the waterfall."""
     lp_net: npt.NDArray[np.float64]
     """LP distributions minus calls, plus the LPs' share of NAV at the horizon: the IRR's flows."""
+    nav_change: npt.NDArray[np.float64]
+    """Change in the value of the fund's stakes at their last marks (entries, rounds, resolutions)."""
     waterfall_state: npt.NDArray[np.float64]
+    ledger: npt.NDArray[np.float64]
+    """The fund's financings by outcome (``events.LEDGER_*``)."""
 
 
 class Valuation(NamedTuple):
@@ -116,7 +148,9 @@ def new_quarterly_flows(horizon: int) -> QuarterlyFlows:
         np.empty(horizon + 1, dtype=np.float64),
         np.empty(horizon + 1, dtype=np.float64),
         np.empty(horizon + 1, dtype=np.float64),
+        np.empty(horizon + 1, dtype=np.float64),
         np.empty(STATE_SIZE, dtype=np.float64),
+        np.empty(LEDGER_SIZE, dtype=np.float64),
     )
 
 
@@ -133,6 +167,9 @@ def start_fund(flows: QuarterlyFlows, fixed_calls: npt.NDArray[np.float64]) -> N
     for quarter in range(fixed_calls.shape[0]):
         flows.calls[quarter] = fixed_calls[quarter]
         flows.proceeds[quarter] = 0.0
+        flows.nav_change[quarter] = 0.0
+    for entry in range(flows.ledger.shape[0]):
+        flows.ledger[entry] = 0.0
 
 
 @jit_phase
@@ -155,8 +192,9 @@ def wind_up(
 
 
 @jit_phase
-def value_portfolio(book: CompanyBook) -> Valuation:
-    """Mark the companies alive at the horizon to their last post-money; total cost and losses."""
+def value_portfolio(book: CompanyBook, ledger: npt.NDArray[np.float64], commitments: float) -> Valuation:
+    """Mark the companies alive at the horizon to their last post-money (filing their financings at that
+    value, converted: no preference is paid on a company still running); total cost and losses."""
     residual = 0.0
     lost = 0.0
     total_invested = 0.0
@@ -164,6 +202,9 @@ def value_portfolio(book: CompanyBook) -> Valuation:
         if book.alive[slot]:
             book.value[slot] = book.ownership[slot] * book.mark[slot]
             residual += book.value[slot]
+            file_financings(book, slot, -1.0, book.mark[slot], ledger)
+            if book.value[slot] >= commitments:
+                ledger[LEDGER_FUND_RETURNERS] += 1.0
         total_invested += book.invested[slot]
         if book.value[slot] < book.invested[slot]:
             lost += book.invested[slot]
@@ -176,10 +217,15 @@ def lp_cash_flows(
     residual: float,
     terms: FundTerms,
     j_curve: npt.NDArray[np.float32],
+    yearly: npt.NDArray[np.float32],
     column: int,
 ) -> LpReturns:
-    """Run the waterfall, fill ``flows.lp_net`` and the fund's row ``column`` of the J-curves (cumulative
-    LP net cash flow per dollar committed, before NAV)."""
+    """Run the waterfall, fill ``flows.lp_net``, the fund's row ``column`` of the J-curves (cumulative
+    LP net cash flow per dollar committed, before NAV) and its yearly points.
+
+    A yearly point's NAV is the fund's stakes at their last marks (gross of any carry on them) and its
+    TVPI is (LP distributions so far + that NAV) / paid-in so far, except at the horizon, where the TVPI
+    is the fund's net TVPI (NAV after the carry accrued on it)."""
     horizon = flows.calls.shape[0] - 1
     carry_paid, lp_residual, _ = run_waterfall(
         flows.calls,
@@ -195,6 +241,7 @@ def lp_cash_flows(
     distributed = 0.0
     distributable = 0.0
     cumulative = 0.0
+    nav = 0.0
     for quarter in range(horizon + 1):
         paid_in += flows.calls[quarter]
         distributed += flows.lp_distributions[quarter]
@@ -202,6 +249,21 @@ def lp_cash_flows(
         flows.lp_net[quarter] = flows.lp_distributions[quarter] - flows.calls[quarter]
         cumulative += flows.lp_net[quarter]
         j_curve[column, quarter] = cumulative / terms.commitments
+        nav += flows.nav_change[quarter]
+        if quarter == horizon:
+            point = yearly.shape[2] - 1
+            nav_now = residual
+            value = distributed + lp_residual
+        elif quarter % QUARTERS_PER_POINT == 0:
+            point = quarter // QUARTERS_PER_POINT
+            nav_now = max(nav, 0.0)
+            value = distributed + nav_now
+        else:
+            continue
+        yearly[column, YEARLY_PAID_IN, point] = paid_in
+        yearly[column, YEARLY_NAV, point] = nav_now
+        yearly[column, YEARLY_DPI, point] = distributed / paid_in if paid_in > 0.0 else 0.0
+        yearly[column, YEARLY_TVPI, point] = value / paid_in if paid_in > 0.0 else 0.0
     flows.lp_net[horizon] += lp_residual
     return LpReturns(paid_in, distributed, distributable, lp_residual, carry_paid)
 
@@ -235,7 +297,12 @@ def record_fund(
     lp: LpReturns,
     net_tvpi: float,
     net_irr: float,
+    market: float,
+    ledger: npt.NDArray[np.float64],
 ) -> None:
+    out[OUT_MARKET, column] = market
+    for entry in range(ledger.shape[0]):
+        out[OUT_LEDGER + entry, column] = ledger[entry]
     out[OUT_NET_TVPI, column] = net_tvpi
     out[OUT_DPI, column] = lp.distributed / lp.paid_in
     out[OUT_RVPI, column] = lp.lp_residual / lp.paid_in
@@ -263,13 +330,16 @@ def simulate_funds(
     terms: FundTerms,
     out: npt.NDArray[np.float64],
     j_curve: npt.NDArray[np.float32],
+    yearly: npt.NDArray[np.float32],
 ) -> None:
-    """Simulate the funds of ``batch`` into ``out`` and ``j_curve`` (see the module's phases)."""
+    """Simulate the funds of ``batch`` into ``out``, ``j_curve`` and ``yearly`` (see the module's phases)."""
     horizon = portfolio.fixed_calls.shape[0] - 1
     slots = portfolio.slot_stage.shape[0]
     log = new_event_log(slots * (portfolio.stage_table.shape[0] + 1))
     book = new_company_book(slots)
     flows = new_quarterly_flows(horizon)
+    quarter_starts = np.empty(horizon + 1, dtype=np.int64)
+    sort_scratch = np.empty(log.sort_key.shape[0], dtype=np.int64)
     # Every array the fund loop touches is bound once, here: reading a named tuple's array field in the
     # loop would take and drop a reference to it (two atomic operations) on every fund.
     block_keys = batch.block_keys
@@ -281,6 +351,8 @@ def simulate_funds(
     calls = flows.calls
     proceeds = flows.proceeds
     lp_net = flows.lp_net
+    nav_change = flows.nav_change
+    ledger = flows.ledger
     for index in range(batch.fund_count):
         fund = batch.first_fund + index
         column = batch.output_offset + index
@@ -290,16 +362,17 @@ def simulate_funds(
         stream = FundStream(block_keys[block - batch.first_block], fund - block * FUNDS_PER_BLOCK)
         start_fund(flows, fixed_calls)
 
+        market = market_state(stream)
         events, invested_initial = draw_company_paths(
-            stream, portfolio, terms.deployment_quarters, book, log, calls
+            stream, market, portfolio, terms, book, log, calls, nav_change
         )
-        sort_events(sort_keys, events)
-        totals = process_events(log, events, stage_table, terms, book, calls, proceeds)
+        sort_events(sort_keys, events, quarter_starts, sort_scratch)
+        totals = process_events(log, events, stage_table, terms, book, calls, proceeds, nav_change, ledger)
         wind_up(flows, fixed_calls, alive, totals)
-        valuation = value_portfolio(book)
-        lp = lp_cash_flows(flows, valuation.residual, terms, j_curve, column)
+        valuation = value_portfolio(book, ledger, terms.commitments)
+        lp = lp_cash_flows(flows, valuation.residual, terms, j_curve, yearly, column)
 
         net_tvpi = (lp.distributed + lp.lp_residual) / lp.paid_in
         guess = irr_starting_guess(flows, times_years, lp, net_tvpi)
         net_irr = solve_irr(lp_net, times_years, guess)
-        record_fund(out, column, invested_initial, totals, valuation, lp, net_tvpi, net_irr)
+        record_fund(out, column, invested_initial, totals, valuation, lp, net_tvpi, net_irr, market, ledger)

@@ -9,6 +9,7 @@ that leave nothing to invest, inconsistent stage profiles) name the fields invol
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Annotated, Any, Self
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -18,6 +19,7 @@ from fundmodel.engines.montecarlo.profiles import (
     StageProfileOverride,
     resolve_stage_profiles,
 )
+from fundmodel.engines.montecarlo.risk import RiskModel
 from fundmodel.engines.montecarlo.schema import CamelModel, Number
 from fundmodel.errors import SimulationConfigError
 from fundmodel.stages import MatchKind, Stage, normalize_stage, parse_stage_distribution
@@ -32,6 +34,17 @@ MIN_INVESTMENT_PERIOD_YEARS = 0.25
 """One quarter: periods are rounded to whole quarters."""
 
 Fraction = Annotated[Number, Field(ge=0.0, le=1.0)]
+
+
+class FollowOnPolicy(StrEnum):
+    """Which graduates get follow-on checks."""
+
+    PRO_RATA = "proRata"
+    """Every graduate, at ``followOnParticipation`` x pro-rata (while the reserve lasts)."""
+    TOP_QUANTILE = "topQuantile"
+    """Only graduates whose observed (noisy) quality is in the top ``followOnTopShare`` of graduates."""
+    NONE = "none"
+    """No follow-ons: the reserve is never called."""
 
 
 class SimulationConfig(CamelModel):
@@ -59,6 +72,12 @@ class SimulationConfig(CamelModel):
     """Share of investable capital held back for follow-ons; the rest funds initial checks."""
     follow_on_participation: Annotated[Number, Field(ge=0.0, le=2.0)] = 1.0
     """Follow-on check as a multiple of the fund's pro-rata share of each new round (1 = full pro-rata)."""
+    follow_on_policy: FollowOnPolicy = FollowOnPolicy.PRO_RATA
+    """Which graduates get follow-on checks (see :class:`FollowOnPolicy`)."""
+    follow_on_top_share: Annotated[Number, Field(gt=0.0, le=1.0)] = 0.5
+    """For ``topQuantile``: the share of graduates (by observed quality, per stage reached) followed on."""
+    risk_model: RiskModel = Field(default_factory=RiskModel)
+    """The shared market state and persistent company quality (see :mod:`.risk`)."""
     recycling_ratio: Annotated[Number, Field(ge=0.0, le=0.5)] = 0.0
     """Exit proceeds received during the investment period that may be reinvested, up to this share of
     commitments; recycled cash funds follow-ons before any reserve is called."""
@@ -119,6 +138,9 @@ class SimulationConfig(CamelModel):
                 "managementFeeRate: together with managementFeeStepDownRate and fundExpenseRatio, "
                 "the fees leave no capital to invest over fundLifeYears"
             )
+        loadings_problem = self.risk_model.loadings_problem()
+        if loadings_problem is not None:
+            raise ValueError(f"riskModel.{loadings_problem}")
         resolve_stage_profiles(self.stage_profiles)
         return self
 

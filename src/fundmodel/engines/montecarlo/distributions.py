@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import math
 
-from fundmodel.engines.montecarlo.jit import jit
+import numpy as np
+import numpy.typing as npt
+
+from fundmodel.engines.montecarlo.jit import jit, jit_step
 
 
 @jit
@@ -158,13 +161,92 @@ def standard_normal_quantile(p: float) -> float:
 @jit
 def exit_multiple(u: float, log_median: float, sigma: float, cap: float) -> float:
     """Exit value as a multiple of the last post-money valuation: lognormal, optionally capped."""
-    if sigma == 0.0:
-        return min(math.exp(log_median), cap)
-    return min(math.exp(log_median + sigma * standard_normal_quantile(u)), cap)
+    return exit_multiple_from_score(standard_normal_quantile(u), log_median, sigma, cap)
 
 
 @jit
-def event_delay_quarters(u: float, mean_quarters: float, jitter: float) -> int:
-    """Quarters until a company's next event: uniform on mean*(1 +- jitter), rounded, at least one."""
-    quarters = math.floor(mean_quarters * (1.0 + jitter * (2.0 * u - 1.0)) + 0.5)
+def exit_multiple_from_score(score: float, log_median: float, sigma: float, cap: float) -> float:
+    """The exit multiple for a standard-normal ``score``: ``median x exp(sigma x score)``, capped."""
+    return min(math.exp(log_median + sigma * score), cap)
+
+
+@jit
+def delay_quarters(score: float, median_quarters: float, sigma: float, shift: float) -> int:
+    """Quarters until a company's next event: lognormal, ``median x exp(sigma x score + shift)`` for a
+    standard-normal ``score``, rounded to whole quarters, at least one."""
+    quarters = math.floor(median_quarters * math.exp(sigma * score + shift) + 0.5)
     return max(1, int(quarters))
+
+
+QUANTILE_CELLS = 1024
+"""Cells of the standard-normal quantile grid: cell ``i`` holds the uniforms in ``[i, i + 1) / 1024``."""
+_SCORE_MARGIN = 1e-9
+"""Absolute slack on a score comparison decided from the grid: far above any rounding of the quantile."""
+_DELAY_MARGIN = 1e-9
+"""Relative slack on a delay decided from the grid, for the same reason."""
+_LARGEST_GRID_DELAY = 1e9
+"""Delays (in quarters) beyond this are computed directly (and the cell's upper end may be infinite)."""
+
+
+@jit
+def quantile_grid(cells: int) -> npt.NDArray[np.float64]:
+    """``grid[i]`` = the standard-normal quantile of ``i / cells`` (``-inf`` and ``+inf`` at the ends).
+
+    The quantile is increasing, so a uniform ``u`` in cell ``i`` has its quantile between ``grid[i]`` and
+    ``grid[i + 1]``: enough, most of the time, to decide a comparison or a rounding without computing it
+    (:func:`normal_score_below`, :func:`delay_quarters_from_uniform`)."""
+    grid = np.empty(cells + 1, dtype=np.float64)
+    grid[0] = -np.inf
+    grid[cells] = np.inf
+    for cell in range(1, cells):
+        grid[cell] = standard_normal_quantile(cell / cells)
+    return grid
+
+
+@jit_step
+def quantile_cell(u: float, cells: int) -> int:
+    """The grid cell of the uniform ``u`` (``u`` of exactly 1.0 falls in the last cell)."""
+    return min(int(u * cells), cells - 1)
+
+
+@jit_step
+def normal_score_below(
+    u: float, offset: float, scale: float, threshold: float, grid: npt.NDArray[np.float64]
+) -> bool:
+    """Exactly ``offset + scale x standard_normal_quantile(u) < threshold`` for ``scale > 0``.
+
+    Decided from the bracket of the quantile in ``grid`` when the whole bracket is clearly on one side of
+    the threshold (all but about one draw in a thousand); the quantile itself only when it straddles."""
+    cell = quantile_cell(u, grid.shape[0] - 1)
+    if offset + scale * grid[cell + 1] < threshold - _SCORE_MARGIN:
+        return True
+    if offset + scale * grid[cell] > threshold + _SCORE_MARGIN:
+        return False
+    return offset + scale * standard_normal_quantile(u) < threshold
+
+
+@jit_step
+def delay_quarters_from_uniform(
+    u: float,
+    median_quarters: float,
+    sigma: float,
+    shift: float,
+    lognormal_grid: npt.NDArray[np.float64],
+    row: int,
+    shift_factor: float,
+) -> int:
+    """Exactly ``delay_quarters(standard_normal_quantile(u), median_quarters, sigma, shift)`` for
+    ``sigma > 0``, given ``lognormal_grid[row] = exp(sigma x grid)`` and ``shift_factor = exp(shift)``.
+
+    The delay is a whole number of quarters: when both ends of the cell's bracket round to the same
+    number, that is the delay, with no quantile and no exponential computed (most draws)."""
+    cell = quantile_cell(u, lognormal_grid.shape[1] - 1)
+    scale = median_quarters * shift_factor
+    high = scale * lognormal_grid[row, cell + 1]
+    if high < _LARGEST_GRID_DELAY:
+        low = scale * lognormal_grid[row, cell]
+        low_quarters = math.floor(low * (1.0 - _DELAY_MARGIN) + 0.5)
+        high_quarters = math.floor(high * (1.0 + _DELAY_MARGIN) + 0.5)
+        if max(1, low_quarters) == max(1, high_quarters):
+            return max(1, int(low_quarters))
+    return delay_quarters(standard_normal_quantile(u), median_quarters, sigma, shift)

@@ -1,9 +1,17 @@
 """Phase 2 of the kernel: a fund's events in chronological order, against one shared pool of cash.
 
-Rounds ask for follow-ons, which draw on the pool (recycled cash first, then the reserve, which is called
-from the LPs in the round's quarter) in the order the rounds happen; exits pay the fund its share of the
-exit value and may refill the pool (recycling, during the investment period, up to the cap); failures
-write the company off. Ties in time go in slot order.
+Rounds the policy backs ask for follow-ons, which draw on the pool (recycled cash first, then the reserve,
+which is called from the LPs in the round's quarter) in the order the rounds happen; every round dilutes
+the fund's stake. Exits and failures settle the company (:func:`settle`): the fund takes the better of
+its share of the company's value (conversion) and its 1x non-participating liquidation preference
+(its cost, scaled down pro rata with the other preferred shares when the value is below the preference
+stack); proceeds may refill the pool (recycling, during the investment period, up to the cap). Ties in
+time go in slot order.
+
+Settling also files each of the company's financings (the initial check and each follow-on) in the
+fund's ledger (the ``LEDGER_*`` entries): its multiple's bucket by count and by dollars, and its
+dollars returned and lost by source (initial or follow-on), for ``dealOutcomes`` and
+``returnsBySource``.
 """
 
 from __future__ import annotations
@@ -13,16 +21,39 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from fundmodel.engines.montecarlo.companies import COL_POST_MONEY, COL_PRE_MONEY, COL_ROUND_SIZE
+from fundmodel.engines.montecarlo.companies import (
+    COL_POST_MONEY,
+    COL_PRE_MONEY,
+    COL_PREF_STACK,
+    COL_ROUND_SIZE,
+)
 from fundmodel.engines.montecarlo.jit import jit, jit_phase, jit_step
 from fundmodel.engines.montecarlo.kernel_inputs import FundTerms
 from fundmodel.engines.montecarlo.paths import (
     EVENT_EXIT,
+    EVENT_INDEX_BITS,
     EVENT_INDEX_MASK,
     EVENT_ROUND,
+    MAX_TRANCHES,
     CompanyBook,
     EventLog,
 )
+
+BUCKET_BOUNDS = (1.0, 5.0, 10.0, 20.0, 50.0)
+"""Upper bounds of the multiple buckets <1x, 1-5x, 5-10x, 10-20x, 20-50x; the last is >=50x."""
+BUCKETS = len(BUCKET_BOUNDS) + 1
+LEDGER_COUNT = 0
+"""``LEDGER_COUNT + b``: financings in multiple bucket ``b``."""
+LEDGER_DOLLARS = LEDGER_COUNT + BUCKETS
+"""``LEDGER_DOLLARS + b``: dollars of the financings in bucket ``b``."""
+LEDGER_INITIAL_RETURNED = LEDGER_DOLLARS + BUCKETS
+LEDGER_INITIAL_LOST = LEDGER_INITIAL_RETURNED + 1
+"""Dollars of initial checks that returned less than 1x."""
+LEDGER_FOLLOW_ON_RETURNED = LEDGER_INITIAL_LOST + 1
+LEDGER_FOLLOW_ON_LOST = LEDGER_FOLLOW_ON_RETURNED + 1
+LEDGER_FUND_RETURNERS = LEDGER_FOLLOW_ON_LOST + 1
+"""Companies whose proceeds (or value at the horizon) reach the fund's commitments."""
+LEDGER_SIZE = LEDGER_FUND_RETURNERS + 1
 
 
 class EventTotals(NamedTuple):
@@ -44,15 +75,34 @@ class EventTotals(NamedTuple):
 
 
 @jit_phase
-def sort_events(sort_keys: npt.NDArray[np.int64], count: int) -> None:
-    # Insertion sort: the event lists are short and already sorted within each company.
-    for index in range(1, count):
+def sort_events(
+    sort_keys: npt.NDArray[np.int64],
+    count: int,
+    quarter_starts: npt.NDArray[np.int64],
+    scratch: npt.NDArray[np.int64],
+) -> None:
+    """Sort the first ``count`` keys in place by (quarter, event index).
+
+    A counting sort by quarter (``quarter_starts`` has one entry per quarter 0 .. horizon; ``scratch``
+    holds ``count`` keys): the keys arrive in event-index order (key ``i`` is event ``i``), so a stable
+    pass by quarter alone gives the full order, in time linear in the events. An insertion sort was
+    quadratic here: the companies' events interleave in time."""
+    for quarter in range(quarter_starts.shape[0]):
+        quarter_starts[quarter] = 0
+    for index in range(count):
+        quarter_starts[sort_keys[index] >> EVENT_INDEX_BITS] += 1
+    start = 0
+    for quarter in range(quarter_starts.shape[0]):
+        events_in_quarter = quarter_starts[quarter]
+        quarter_starts[quarter] = start
+        start += events_in_quarter
+    for index in range(count):
         key = sort_keys[index]
-        position = index - 1
-        while position >= 0 and sort_keys[position] > key:
-            sort_keys[position + 1] = sort_keys[position]
-            position -= 1
-        sort_keys[position + 1] = key
+        quarter = key >> EVENT_INDEX_BITS
+        scratch[quarter_starts[quarter]] = key
+        quarter_starts[quarter] += 1
+    for index in range(count):
+        sort_keys[index] = scratch[index]
 
 
 @jit
@@ -80,9 +130,64 @@ def follow_on_round(
 
 
 @jit_step
-def exit_proceeds(book: CompanyBook, slot: int, multiple: float) -> float:
-    """Close the company's position at ``multiple`` x its last post-money; return the fund's share."""
-    amount: float = book.ownership[slot] * multiple * book.mark[slot]
+def bucket(multiple: float) -> int:
+    for index in range(BUCKETS - 1):
+        if multiple < BUCKET_BOUNDS[index]:
+            return index
+    return BUCKETS - 1
+
+
+@jit_step
+def file_financings(
+    book: CompanyBook, slot: int, flat_multiple: float, value: float, ledger: npt.NDArray[np.float64]
+) -> None:
+    """File each of the company's financings in ``ledger``: at ``flat_multiple`` when it is >= 0 (the
+    liquidation preference paid: every share of preferred alike), else at its converted share of
+    ``value`` (cost x dilution since it / basis)."""
+    first = slot * MAX_TRANCHES
+    for tranche in range(book.tranches[slot]):
+        cost = book.tranche_cost[first + tranche]
+        if flat_multiple >= 0.0:
+            multiple = flat_multiple
+        else:
+            multiple = value * book.dilution[slot] / book.tranche_basis[first + tranche]
+        target = bucket(multiple)
+        ledger[LEDGER_COUNT + target] += 1.0
+        ledger[LEDGER_DOLLARS + target] += cost
+        lost = cost if multiple < 1.0 else 0.0
+        if tranche == 0:
+            ledger[LEDGER_INITIAL_RETURNED] += multiple * cost
+            ledger[LEDGER_INITIAL_LOST] += lost
+        else:
+            ledger[LEDGER_FOLLOW_ON_RETURNED] += multiple * cost
+            ledger[LEDGER_FOLLOW_ON_LOST] += lost
+
+
+@jit_step
+def settle(
+    book: CompanyBook,
+    slot: int,
+    company_value: float,
+    ledger: npt.NDArray[np.float64],
+    commitments: float,
+) -> float:
+    """Close the company's position on a sale at ``company_value``; return the fund's proceeds.
+
+    The fund takes the better of converting (ownership x value) and its 1x non-participating preference:
+    its cost, cut pro rata with all preferred shares when the value is below the stack
+    (``cost x min(1, value / stack)``).
+    """
+    conversion: float = book.ownership[slot] * company_value
+    covered = min(1.0, company_value / book.stack[slot])
+    preference: float = book.invested[slot] * covered
+    if preference > conversion:
+        amount = preference
+        file_financings(book, slot, covered, company_value, ledger)
+    else:
+        amount = conversion
+        file_financings(book, slot, -1.0, company_value, ledger)
+    if amount >= commitments:
+        ledger[LEDGER_FUND_RETURNERS] += 1.0
     book.value[slot] = amount
     book.alive[slot] = False
     return amount
@@ -105,9 +210,12 @@ def process_events(
     book: CompanyBook,
     calls: npt.NDArray[np.float64],
     proceeds: npt.NDArray[np.float64],
+    nav_change: npt.NDArray[np.float64],
+    ledger: npt.NDArray[np.float64],
 ) -> EventTotals:
-    """Replay the sorted events: follow-on calls go to ``calls``, exit proceeds net of recycling to
-    ``proceeds``, and ``book`` follows each company's ownership, mark, cost and fate."""
+    """Replay the sorted events: follow-on calls go to ``calls``, proceeds net of recycling to
+    ``proceeds``, changes in the portfolio's value at its marks to ``nav_change``, settled financings to
+    ``ledger``, and ``book`` follows each company's ownership, mark, cost and fate."""
     reserve_left = terms.reserve
     recycled_pool = 0.0
     recycled_total = 0.0
@@ -124,11 +232,13 @@ def process_events(
         if kind == EVENT_ROUND:
             stage = log.stage[event]
             post_money = stage_table[stage, COL_POST_MONEY]
+            pre_money = stage_table[stage, COL_PRE_MONEY]
+            before = book.ownership[slot] * book.mark[slot]
             request, grant, book.ownership[slot] = follow_on_round(
                 book.ownership[slot],
-                terms.participation,
+                terms.participation if log.follow[event] else 0.0,
                 stage_table[stage, COL_ROUND_SIZE],
-                stage_table[stage, COL_PRE_MONEY],
+                pre_money,
                 post_money,
                 recycled_pool + reserve_left,
             )
@@ -142,17 +252,27 @@ def process_events(
             follow_on += grant
             book.invested[slot] += grant
             book.mark[slot] = post_money
-        elif kind == EVENT_EXIT:
+            book.stack[slot] = stage_table[stage, COL_PREF_STACK]
+            book.dilution[slot] *= pre_money / post_money
+            if grant > 0.0:
+                tranche = slot * MAX_TRANCHES + book.tranches[slot]
+                book.tranche_cost[tranche] = grant
+                book.tranche_basis[tranche] = post_money * book.dilution[slot]
+                book.tranches[slot] += 1
+            nav_change[quarter] += book.ownership[slot] * post_money - before
+        else:
             last_resolution = quarter
-            amount = exit_proceeds(book, slot, log.multiple[event])
+            nav_change[quarter] -= book.ownership[slot] * book.mark[slot]
+            if kind == EVENT_EXIT:
+                sale = log.multiple[event] * book.mark[slot]
+            else:
+                sale = log.multiple[event] * book.stack[slot]
+            amount = settle(book, slot, sale, ledger, terms.commitments)
             gross_proceeds += amount
             kept = recyclable(amount, quarter, recycled_total, terms)
             recycled_total += kept
             recycled_pool += kept
             proceeds[quarter] += amount - kept
-        else:
-            last_resolution = quarter
-            book.alive[slot] = False
     return EventTotals(
         follow_on,
         requested,

@@ -14,8 +14,9 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from fundmodel.engines.montecarlo.companies import PortfolioPlan
+from fundmodel.engines.montecarlo.companies import COL_TIMING_SIGMA, PortfolioPlan
 from fundmodel.engines.montecarlo.config import QUARTERS_PER_YEAR, SimulationConfig
+from fundmodel.engines.montecarlo.distributions import QUANTILE_CELLS, quantile_grid
 
 
 class FundBatch(NamedTuple):
@@ -36,14 +37,22 @@ class PortfolioArrays(NamedTuple):
 
     slot_stage: npt.NDArray[np.int64]
     """Entry stage of each company slot (a row of ``stage_table``)."""
+    slot_key: npt.NDArray[np.int64]
+    """Random-stream key of each company slot: (entry stage, index within the stage)."""
     slot_check: npt.NDArray[np.float64]
     """Initial check of each company slot."""
     stage_table: npt.NDArray[np.float64]
     """One row per canonical stage, columns ``companies.COL_*``."""
+    signal_threshold: npt.NDArray[np.float64]
+    """``[entry stage, stage reached]``: observed quality a graduate needs for a follow-on."""
     fixed_calls: npt.NDArray[np.float64]
     """Fees and expenses called in each quarter 0 .. horizon; its length sets the horizon."""
     times_years: npt.NDArray[np.float64]
     """Each quarter's date in years, for the IRR."""
+    normal_grid: npt.NDArray[np.float64]
+    """The standard-normal quantile at ``i / QUANTILE_CELLS`` (``distributions.quantile_grid``)."""
+    lognormal_grid: npt.NDArray[np.float64]
+    """``[stage, i]``: ``exp(timing sigma x normal_grid[i])``, for the stage's delays."""
 
 
 class FundTerms(NamedTuple):
@@ -65,20 +74,38 @@ class FundTerms(NamedTuple):
     catch_up: float
     commitments: float
     """LP commitments: the J-curve is per dollar committed."""
+    outcome_quality: float
+    outcome_market: float
+    outcome_idiosyncratic: float
+    exit_quality: float
+    exit_market: float
+    exit_idiosyncratic: float
+    market_timing: float
+    signal_noise: float
 
 
 def portfolio_arrays(plan: PortfolioPlan) -> PortfolioArrays:
+    normal_grid = quantile_grid(QUANTILE_CELLS)
+    sigmas = plan.stage_table[:, COL_TIMING_SIGMA]
+    with np.errstate(invalid="ignore"):  # 0 x inf at the grid's ends for a stage without spread
+        lognormal_grid = np.exp(np.outer(sigmas, normal_grid))
+    lognormal_grid[sigmas <= 0.0] = 1.0  # unused: such a stage's delays are its medians
     return PortfolioArrays(
         slot_stage=plan.slot_stage,
+        slot_key=plan.slot_key,
         slot_check=plan.slot_check,
         stage_table=plan.stage_table,
+        signal_threshold=plan.signal_threshold,
         fixed_calls=plan.fixed_calls,
         times_years=plan.times_years,
+        normal_grid=normal_grid,
+        lognormal_grid=lognormal_grid,
     )
 
 
 def fund_terms(config: SimulationConfig, plan: PortfolioPlan) -> FundTerms:
     pref = config.preferred_return or 0.0
+    risk = config.risk_model
     return FundTerms(
         deployment_quarters=int(config.deployment_quarters),
         recycling_quarters=int(config.investment_period_quarters),
@@ -89,4 +116,12 @@ def fund_terms(config: SimulationConfig, plan: PortfolioPlan) -> FundTerms:
         quarterly_pref=float((1.0 + pref) ** (1.0 / QUARTERS_PER_YEAR) - 1.0),
         catch_up=float(config.catch_up),
         commitments=float(config.fund_size),
+        outcome_quality=float(risk.quality_on_outcomes),
+        outcome_market=float(risk.market_on_outcomes),
+        outcome_idiosyncratic=float(risk.idiosyncratic_on_outcomes),
+        exit_quality=float(risk.quality_on_exits),
+        exit_market=float(risk.market_on_exits),
+        exit_idiosyncratic=float(risk.idiosyncratic_on_exits),
+        market_timing=float(risk.market_on_timing),
+        signal_noise=float(risk.signal_noise),
     )

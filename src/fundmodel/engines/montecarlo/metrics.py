@@ -16,8 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from fundmodel.engines.montecarlo.jit import jit
-
 PERCENTILES: tuple[int, ...] = (5, 10, 25, 50, 75, 90, 95)
 TVPI_THRESHOLDS: tuple[int, ...] = (1, 2, 3, 5, 10)
 RISK_LEVELS: tuple[int, ...] = (5, 10)
@@ -84,57 +82,46 @@ def median_by_column(values: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]
     return medians
 
 
-@jit
-def _select(buffer: npt.NDArray[np.float32], count: int, kth: int) -> None:
-    # Hoare quickselect with a median-of-three pivot: afterwards buffer[kth] is the kth smallest value,
-    # everything before it is <= and everything after it is >=.
-    low = 0
-    high = count - 1
-    while high > low:
-        middle = (low + high) // 2
-        if buffer[middle] < buffer[low]:
-            buffer[middle], buffer[low] = buffer[low], buffer[middle]
-        if buffer[high] < buffer[low]:
-            buffer[high], buffer[low] = buffer[low], buffer[high]
-        if buffer[high] < buffer[middle]:
-            buffer[high], buffer[middle] = buffer[middle], buffer[high]
-        pivot = buffer[middle]
-        left = low
-        right = high
-        while left <= right:
-            while buffer[left] < pivot:
-                left += 1
-            while buffer[right] > pivot:
-                right -= 1
-            if left <= right:
-                buffer[left], buffer[right] = buffer[right], buffer[left]
-                left += 1
-                right -= 1
-        if kth <= right:
-            high = right
-        elif kth >= left:
-            low = left
-        else:
-            return
-
-
-@jit
 def column_medians(
     values: npt.NDArray[np.float32], medians: npt.NDArray[np.float64], first: int, stop: int
 ) -> None:
-    """Write the medians of columns ``first .. stop - 1`` into ``medians`` (compiled; releases the GIL)."""
+    """Write the medians of columns ``first .. stop - 1`` into ``medians`` (releases the GIL while sorting;
+    see :func:`column_percentiles` for why a sort)."""
     count = values.shape[0]
-    buffer = np.empty(count, dtype=np.float32)
     upper_index = count // 2
     for column in range(first, stop):
-        for row in range(count):
-            buffer[row] = values[row, column]
-        _select(buffer, count, upper_index)
-        upper = float(buffer[upper_index])
+        ordered = np.sort(values[:, column])
+        upper = float(ordered[upper_index])
         if count % 2:
             medians[column] = upper
         else:
-            lower = float(buffer[0])
-            for row in range(1, upper_index):
-                lower = max(lower, float(buffer[row]))
-            medians[column] = (lower + upper) / 2.0
+            medians[column] = (float(ordered[upper_index - 1]) + upper) / 2.0
+
+
+def column_percentiles(
+    values: npt.NDArray[np.float32],
+    fractions: npt.NDArray[np.float64],
+    levels: npt.NDArray[np.float64],
+    first: int,
+    stop: int,
+) -> None:
+    """Write the ``fractions`` (ascending, in [0, 1]) quantiles of columns ``first .. stop - 1`` of
+    ``values`` into ``levels[level, column]``, with NumPy's default linear interpolation between order
+    statistics (releases the GIL while sorting).
+
+    Each column is sorted once with NumPy's vectorised sort, which serves every level: on 10,000 funds it
+    is several times faster than one quickselect per level, whose comparisons the CPU cannot predict
+    (measured in docs/performance.md)."""
+    count = values.shape[0]
+    for column in range(first, stop):
+        ordered = np.sort(values[:, column])
+        for level, fraction in enumerate(fractions):
+            position = (count - 1) * float(fraction)
+            lower = min(int(position), count - 1)  # position >= 0: truncation is the floor
+            low_value = float(ordered[lower])
+            weight = position - lower
+            if weight > 0.0 and lower + 1 < count:
+                high_value = float(ordered[lower + 1])
+                levels[level, column] = low_value + weight * (high_value - low_value)
+            else:
+                levels[level, column] = low_value

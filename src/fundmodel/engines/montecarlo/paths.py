@@ -1,16 +1,22 @@
 """Phase 1 of the kernel: each company's entry and its walk through the stages, as dated events.
 
-A company slot enters at a random quarter of the deployment window with its initial check, then at each
-stage draws graduate / exit / fail, the delay until it happens and, on an exit, the exit multiple. Every
-event inside the horizon is appended to the fund's :class:`EventLog`; phase 2
+A company enters at a random quarter of the deployment window with its initial check and a latent
+quality; then at each stage its outcome score (quality, the fund's market state and a fresh shock, see
+:mod:`~fundmodel.engines.montecarlo.risk`) decides survive or fail, a survivor exits or graduates in the
+profile's proportion, and the delay until it happens is lognormal around the stage's median for that kind
+of event (failures on their own clock). An exit draws its multiple (quality and market shift it); a
+failure draws what its distressed sale recovers; a graduation records whether the follow-on policy
+backs the round. Every event inside the horizon is appended to the fund's :class:`EventLog`; phase 2
 (:mod:`~fundmodel.engines.montecarlo.events`) replays them in chronological order.
 
-Each draw is addressed by (fund, slot, round, purpose) in the fund's :class:`FundStream`, so a company's
-path does not depend on any other company's (see :mod:`~fundmodel.engines.montecarlo.rng`).
+Each draw is addressed by (fund, company key, round, purpose) in the fund's :class:`FundStream`, the
+company key being (entry stage, index within the stage): a company's path does not depend on any other
+company's, nor on how many companies the fund holds (see :mod:`~fundmodel.engines.montecarlo.rng`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -18,23 +24,39 @@ import numpy.typing as npt
 
 from fundmodel.engines.montecarlo.companies import (
     COL_CAP,
-    COL_EXIT,
     COL_EXIT_QUARTERS,
+    COL_EXIT_SHARE,
+    COL_FAIL_QUARTERS,
+    COL_FAIL_Z,
     COL_GRADUATE_QUARTERS,
-    COL_GRADUATION,
-    COL_JITTER,
     COL_LOG_MEDIAN,
     COL_POST_MONEY,
+    COL_PREF_STACK,
+    COL_RECOVERY_MAX,
+    COL_RECOVERY_RATE,
     COL_SIGMA,
+    COL_TIMING_SIGMA,
 )
-from fundmodel.engines.montecarlo.distributions import event_delay_quarters, exit_multiple
+from fundmodel.engines.montecarlo.distributions import (
+    delay_quarters,
+    delay_quarters_from_uniform,
+    exit_multiple_from_score,
+    normal_score_below,
+    standard_normal_quantile,
+)
 from fundmodel.engines.montecarlo.jit import jit, jit_phase, jit_step
-from fundmodel.engines.montecarlo.kernel_inputs import PortfolioArrays
+from fundmodel.engines.montecarlo.kernel_inputs import FundTerms, PortfolioArrays
 from fundmodel.engines.montecarlo.rng import (
     ENTRY_ROUND,
+    FUND_KEY,
     PURPOSE_ENTRY,
     PURPOSE_EXIT_MULTIPLE,
+    PURPOSE_MARKET,
     PURPOSE_OUTCOME,
+    PURPOSE_QUALITY,
+    PURPOSE_RECOVERY,
+    PURPOSE_ROUTE,
+    PURPOSE_SIGNAL,
     PURPOSE_TIMING,
     draw_counter,
     uniform,
@@ -47,6 +69,9 @@ EVENT_FAIL = 2
 EVENT_INDEX_BITS = 16
 EVENT_INDEX_MASK = (1 << EVENT_INDEX_BITS) - 1
 """Sort keys are (quarter << 16) | event index: ties in time keep slot order."""
+
+MAX_TRANCHES = 8
+"""Financings per company the book can hold: the initial check and one follow-on per later stage."""
 
 
 class FundStream(NamedTuple):
@@ -68,7 +93,10 @@ class EventLog(NamedTuple):
     stage: npt.NDArray[np.int64]
     """The stage a round event graduates the company to (only set for rounds)."""
     multiple: npt.NDArray[np.float64]
-    """Exit value as a multiple of the last post-money (only set for exits)."""
+    """Exits: value as a multiple of the last post-money; failures: the share of the preference stack the
+    distressed sale recovers (0: nothing)."""
+    follow: npt.NDArray[np.bool_]
+    """Rounds: whether the follow-on policy backs this round."""
 
 
 class CompanyBook(NamedTuple):
@@ -79,8 +107,19 @@ class CompanyBook(NamedTuple):
     """Post-money valuation of the company's last round."""
     invested: npt.NDArray[np.float64]
     value: npt.NDArray[np.float64]
-    """Exit proceeds once exited; ownership x mark at the horizon once valued; else 0."""
+    """Proceeds once exited or failed; ownership x mark at the horizon once valued; else 0."""
     alive: npt.NDArray[np.bool_]
+    stack: npt.NDArray[np.float64]
+    """Liquidation preferences senior to common at the company's current stage."""
+    dilution: npt.NDArray[np.float64]
+    """Product of pre / post of the rounds since the fund entered: how much its first shares were diluted."""
+    tranches: npt.NDArray[np.int64]
+    """Financings of the company by the fund so far (the initial check and each follow-on granted)."""
+    tranche_cost: npt.NDArray[np.float64]
+    """``[slot * MAX_TRANCHES + k]``: dollars of the company's ``k``-th financing."""
+    tranche_basis: npt.NDArray[np.float64]
+    """``[slot * MAX_TRANCHES + k]``: post-money of that round x ``dilution`` just after it; a financing's
+    ownership now is its cost x current ``dilution`` / basis."""
 
 
 @jit
@@ -92,6 +131,7 @@ def new_event_log(capacity: int) -> EventLog:
         np.empty(capacity, dtype=np.int64),
         np.empty(capacity, dtype=np.int64),
         np.empty(capacity, dtype=np.float64),
+        np.empty(capacity, dtype=np.bool_),
     )
 
 
@@ -103,65 +143,100 @@ def new_company_book(slots: int) -> CompanyBook:
         np.empty(slots, dtype=np.float64),
         np.empty(slots, dtype=np.float64),
         np.empty(slots, dtype=np.bool_),
+        np.empty(slots, dtype=np.float64),
+        np.empty(slots, dtype=np.float64),
+        np.empty(slots, dtype=np.int64),
+        np.empty(slots * MAX_TRANCHES, dtype=np.float64),
+        np.empty(slots * MAX_TRANCHES, dtype=np.float64),
     )
 
 
 @jit_step
-def entry_quarter(stream: FundStream, slot: int, deployment_quarters: int) -> int:
-    """The quarter a slot's initial check is called: uniform over the deployment window."""
+def normal_draw(stream: FundStream, key: int, round_index: int, purpose: int) -> float:
+    """A standard-normal draw at (company key, round, purpose) of the fund's stream."""
+    return standard_normal_quantile(
+        uniform(stream.key, draw_counter(stream.fund_in_block, key, round_index, purpose))
+    )
+
+
+@jit_step
+def uniform_draw(stream: FundStream, key: int, round_index: int, purpose: int) -> float:
+    return uniform(stream.key, draw_counter(stream.fund_in_block, key, round_index, purpose))
+
+
+@jit_step
+def market_state(stream: FundStream) -> float:
+    """The fund's market state: one standard-normal draw per simulated fund, shared by its companies."""
+    return standard_normal_quantile(
+        uniform(stream.key, draw_counter(stream.fund_in_block, FUND_KEY, 0, PURPOSE_MARKET))
+    )
+
+
+@jit_step
+def entry_quarter(stream: FundStream, key: int, deployment_quarters: int) -> int:
+    """The quarter a company's initial check is called: uniform over the deployment window."""
     if deployment_quarters <= 0:
         return 0
-    u = uniform(stream.key, draw_counter(stream.fund_in_block, slot, ENTRY_ROUND, PURPOSE_ENTRY))
+    u = uniform_draw(stream, key, ENTRY_ROUND, PURPOSE_ENTRY)
     return min(int(u * deployment_quarters), deployment_quarters - 1)
 
 
 @jit_step
-def open_position(book: CompanyBook, slot: int, check: float, post_money: float) -> None:
+def open_position(book: CompanyBook, slot: int, check: float, post_money: float, stack: float) -> None:
     book.ownership[slot] = check / post_money
     book.mark[slot] = post_money
     book.invested[slot] = check
     book.value[slot] = 0.0
     book.alive[slot] = True
+    book.stack[slot] = stack
+    book.dilution[slot] = 1.0
+    book.tranches[slot] = 1
+    book.tranche_cost[slot * MAX_TRANCHES] = check
+    book.tranche_basis[slot * MAX_TRANCHES] = post_money
 
 
 @jit_step
-def round_outcome(
-    stream: FundStream, slot: int, round_index: int, stage_table: npt.NDArray[np.float64], stage: int
-) -> tuple[int, float]:
-    """What happens to a company at ``stage``: ``(event kind, mean quarters until it happens)``."""
-    graduation = stage_table[stage, COL_GRADUATION]
-    exit_rate = stage_table[stage, COL_EXIT]
-    u = uniform(stream.key, draw_counter(stream.fund_in_block, slot, round_index, PURPOSE_OUTCOME))
-    if u < graduation:
-        return EVENT_ROUND, stage_table[stage, COL_GRADUATE_QUARTERS]
-    if u < graduation + exit_rate:
-        return EVENT_EXIT, stage_table[stage, COL_EXIT_QUARTERS]
-    return EVENT_FAIL, stage_table[stage, COL_GRADUATE_QUARTERS]
+def follows_on(
+    stream: FundStream,
+    key: int,
+    round_index: int,
+    quality: float,
+    threshold: float,
+    signal_noise: float,
+) -> bool:
+    """Whether the policy backs a graduate: always (-inf), never (+inf), or when its observed quality
+    (quality plus noise) reaches ``threshold``."""
+    if threshold == -np.inf:
+        return True
+    if threshold == np.inf:
+        return False
+    signal = quality + signal_noise * normal_draw(stream, key, round_index, PURPOSE_SIGNAL)
+    return signal >= threshold
 
 
 @jit_step
-def round_delay(stream: FundStream, slot: int, round_index: int, mean_quarters: float, jitter: float) -> int:
-    u = uniform(stream.key, draw_counter(stream.fund_in_block, slot, round_index, PURPOSE_TIMING))
-    return event_delay_quarters(u, mean_quarters, jitter)
-
-
-@jit_step
-def draw_exit_multiple(
-    stream: FundStream, slot: int, round_index: int, stage_table: npt.NDArray[np.float64], stage: int
-) -> float:
-    u = uniform(stream.key, draw_counter(stream.fund_in_block, slot, round_index, PURPOSE_EXIT_MULTIPLE))
-    return exit_multiple(
-        u, stage_table[stage, COL_LOG_MEDIAN], stage_table[stage, COL_SIGMA], stage_table[stage, COL_CAP]
-    )
+def recovery_share(stream: FundStream, key: int, round_index: int, rate: float, most: float) -> float:
+    """What a failure's distressed sale recovers, as a share of the preference stack: nothing with
+    probability 1 - ``rate``, else uniform on (0, ``most``) (one draw: below ``rate`` it is uniform)."""
+    u = uniform_draw(stream, key, round_index, PURPOSE_RECOVERY)
+    if u < rate:
+        return most * (u / rate)
+    return 0.0
 
 
 @jit_step
 def record_stage_path(
     stream: FundStream,
+    key: int,
     slot: int,
     entry_stage: int,
     entry: int,
-    stage_table: npt.NDArray[np.float64],
+    quality: float,
+    market: float,
+    faster: float,
+    slower: float,
+    portfolio: PortfolioArrays,
+    terms: FundTerms,
     horizon: int,
     log: EventLog,
     events: int,
@@ -169,14 +244,55 @@ def record_stage_path(
     """Append the events of one company entering at ``entry_stage`` in quarter ``entry``; return the count.
 
     The walk ends with the company's exit or failure, or with its next event falling past the horizon
-    (the company is then still alive at the horizon).
+    (the company is then still alive at the horizon). ``faster`` and ``slower`` are ``exp(+-sooner)``,
+    the market's factors on the delays of rounds and exits, and of failures.
     """
+    stage_table = portfolio.stage_table
+    common = terms.outcome_quality * quality + terms.outcome_market * market
+    exit_common = terms.exit_quality * quality + terms.exit_market * market
+    sooner = -terms.market_timing * market
     stage = entry_stage
     quarter = entry
     round_index = 0
     while True:
-        kind, mean_quarters = round_outcome(stream, slot, round_index, stage_table, stage)
-        quarter += round_delay(stream, slot, round_index, mean_quarters, stage_table[stage, COL_JITTER])
+        # The outcome score is common + idiosyncratic x (a standard-normal draw) and the delay a lognormal
+        # of another; both are decided from their uniforms through the quantile grid, which gives exactly
+        # what the quantiles would, usually without computing them (distributions.normal_score_below).
+        fails = normal_score_below(
+            uniform_draw(stream, key, round_index, PURPOSE_OUTCOME),
+            common,
+            terms.outcome_idiosyncratic,
+            stage_table[stage, COL_FAIL_Z],
+            portfolio.normal_grid,
+        )
+        if fails:
+            kind = EVENT_FAIL
+            median_quarters = stage_table[stage, COL_FAIL_QUARTERS]
+            shift = -sooner
+            shift_factor = slower
+        elif uniform_draw(stream, key, round_index, PURPOSE_ROUTE) < stage_table[stage, COL_EXIT_SHARE]:
+            kind = EVENT_EXIT
+            median_quarters = stage_table[stage, COL_EXIT_QUARTERS]
+            shift = sooner
+            shift_factor = faster
+        else:
+            kind = EVENT_ROUND
+            median_quarters = stage_table[stage, COL_GRADUATE_QUARTERS]
+            shift = sooner
+            shift_factor = faster
+        sigma = stage_table[stage, COL_TIMING_SIGMA]
+        if sigma > 0.0:
+            quarter += delay_quarters_from_uniform(
+                uniform_draw(stream, key, round_index, PURPOSE_TIMING),
+                median_quarters,
+                sigma,
+                shift,
+                portfolio.lognormal_grid,
+                stage,
+                shift_factor,
+            )
+        else:
+            quarter += delay_quarters(0.0, median_quarters, sigma, shift)
         if quarter > horizon:
             return events
         log.slot[events] = slot
@@ -185,8 +301,32 @@ def record_stage_path(
         if kind == EVENT_ROUND:
             stage += 1
             log.stage[events] = stage
+            log.follow[events] = follows_on(
+                stream,
+                key,
+                round_index,
+                quality,
+                portfolio.signal_threshold[entry_stage, stage],
+                terms.signal_noise,
+            )
         elif kind == EVENT_EXIT:
-            log.multiple[events] = draw_exit_multiple(stream, slot, round_index, stage_table, stage)
+            exit_score = exit_common + terms.exit_idiosyncratic * normal_draw(
+                stream, key, round_index, PURPOSE_EXIT_MULTIPLE
+            )
+            log.multiple[events] = exit_multiple_from_score(
+                exit_score,
+                stage_table[stage, COL_LOG_MEDIAN],
+                stage_table[stage, COL_SIGMA],
+                stage_table[stage, COL_CAP],
+            )
+        else:
+            log.multiple[events] = recovery_share(
+                stream,
+                key,
+                round_index,
+                stage_table[stage, COL_RECOVERY_RATE],
+                stage_table[stage, COL_RECOVERY_MAX],
+            )
         log.sort_key[events] = (quarter << EVENT_INDEX_BITS) | events
         events += 1
         if kind != EVENT_ROUND:
@@ -197,25 +337,51 @@ def record_stage_path(
 @jit_phase
 def draw_company_paths(
     stream: FundStream,
+    market: float,
     portfolio: PortfolioArrays,
-    deployment_quarters: int,
+    terms: FundTerms,
     book: CompanyBook,
     log: EventLog,
     calls: npt.NDArray[np.float64],
+    nav_change: npt.NDArray[np.float64],
 ) -> tuple[int, float]:
-    """Enter every company slot (adding its check to ``calls``) and record its path.
+    """Enter every company slot (adding its check to ``calls`` and to ``nav_change``) and record its path.
 
     Returns ``(events recorded, dollars of initial checks)``.
     """
     horizon = calls.shape[0] - 1
     events = 0
     invested_initial = 0.0
+    stage_table = portfolio.stage_table
+    sooner = -terms.market_timing * market
+    faster = math.exp(sooner)
+    slower = math.exp(-sooner)
     for slot in range(portfolio.slot_stage.shape[0]):
         stage = portfolio.slot_stage[slot]
+        key = portfolio.slot_key[slot]
         check = portfolio.slot_check[slot]
-        entry = entry_quarter(stream, slot, deployment_quarters)
+        entry = entry_quarter(stream, key, terms.deployment_quarters)
         calls[entry] += check
+        nav_change[entry] += check
         invested_initial += check
-        open_position(book, slot, check, portfolio.stage_table[stage, COL_POST_MONEY])
-        events = record_stage_path(stream, slot, stage, entry, portfolio.stage_table, horizon, log, events)
+        open_position(
+            book, slot, check, stage_table[stage, COL_POST_MONEY], stage_table[stage, COL_PREF_STACK]
+        )
+        quality = normal_draw(stream, key, ENTRY_ROUND, PURPOSE_QUALITY)
+        events = record_stage_path(
+            stream,
+            key,
+            slot,
+            stage,
+            entry,
+            quality,
+            market,
+            faster,
+            slower,
+            portfolio,
+            terms,
+            horizon,
+            log,
+            events,
+        )
     return events, invested_initial

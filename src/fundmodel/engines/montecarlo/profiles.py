@@ -27,7 +27,7 @@ MAX_MULTIPLE = 1e4
 
 Rate = Annotated[Number, Field(ge=0.0, le=1.0)]
 Years = Annotated[Number, Field(ge=MIN_YEARS, le=MAX_YEARS)]
-Jitter = Annotated[Number, Field(ge=0.0, lt=1.0)]
+TimingSigma = Annotated[Number, Field(ge=0.0, le=2.0)]
 Dollars = Annotated[Number, Field(ge=MIN_DOLLARS, le=MAX_DOLLARS)]
 Multiple = Annotated[Number, Field(ge=MIN_MULTIPLE, le=MAX_MULTIPLE)]
 Sigma = Annotated[Number, Field(ge=0.0, le=5.0)]
@@ -43,11 +43,20 @@ class StageProfile(CamelModel):
     exit_rate: Rate
     """Probability of an exit (M&A or IPO) from this stage; failure is 1 - graduation - exit."""
     years_to_graduate: Years
-    """Mean time from this stage's round to the next round (also dates a failure)."""
+    """Median time from this stage's round to the next round."""
     years_to_exit: Years
-    """Mean time from this stage's round to an exit."""
-    timing_jitter: Jitter = 0.5
-    """Times are uniform on mean * (1 +- jitter), rounded to whole quarters; 0 makes them fixed."""
+    """Median time from this stage's round to an exit."""
+    years_to_fail: Years
+    """Median time from this stage's round to a failure (failures run on their own clock)."""
+    timing_sigma: TimingSigma = 0.7
+    """Log-space spread of every delay (lognormal around the medians, rounded to whole quarters, at least
+    one); 0 makes them fixed. 0.7 puts the 75th percentile at 1.6x the median (Carta: seed to Series A
+    median 2.1 years, 75th percentile 3.4)."""
+    failure_recovery_rate: Rate = 0.2
+    """Share of failures that end in a distressed sale returning something, rather than nothing."""
+    failure_recovery_max: Rate = 0.3
+    """A distressed sale returns a uniform share, up to this, of the capital invested (the preferred
+    shares' 1x liquidation preference is paid first)."""
     round_size: Dollars
     """Size of this stage's priced round (new money from all investors)."""
     pre_money_valuation: Dollars
@@ -94,7 +103,10 @@ class StageProfileOverride(CamelModel):
     exit_rate: Rate | None = None
     years_to_graduate: Years | None = None
     years_to_exit: Years | None = None
-    timing_jitter: Jitter | None = None
+    years_to_fail: Years | None = None
+    timing_sigma: TimingSigma | None = None
+    failure_recovery_rate: Rate | None = None
+    failure_recovery_max: Rate | None = None
     round_size: Dollars | None = None
     pre_money_valuation: Dollars | None = None
     check_size: Dollars | None = None
@@ -106,19 +118,24 @@ class StageProfileOverride(CamelModel):
 def _profile(
     graduation: float,
     exit_rate: float,
-    years_to_graduate: float,
-    years_to_exit: float,
+    years: tuple[float, float, float],
     round_size_m: float,
     pre_money_m: float,
     check_m: float,
     median: float,
     sigma: float,
+    recovery: tuple[float, float],
 ) -> StageProfile:
+    years_to_graduate, years_to_exit, years_to_fail = years
+    recovery_rate, recovery_max = recovery
     return StageProfile(
         graduation_rate=graduation,
         exit_rate=exit_rate,
         years_to_graduate=years_to_graduate,
         years_to_exit=years_to_exit,
+        years_to_fail=years_to_fail,
+        failure_recovery_rate=recovery_rate,
+        failure_recovery_max=recovery_max,
         round_size=round_size_m * 1e6,
         pre_money_valuation=pre_money_m * 1e6,
         check_size=check_m * 1e6,
@@ -131,14 +148,14 @@ def _profile(
 def default_stage_profiles() -> dict[Stage, StageProfile]:
     """The documented defaults (docs/model.md, "Stage profiles"), built fresh on each call."""
     return {
-        Stage.PRE_SEED: _profile(0.50, 0.04, 1.5, 3.0, 1.0, 9.0, 0.5, 2.0, 1.7),
-        Stage.SEED: _profile(0.50, 0.08, 2.0, 3.5, 3.5, 14.0, 1.25, 2.0, 1.7),
-        Stage.SERIES_A: _profile(0.45, 0.12, 2.5, 3.5, 12.0, 45.0, 3.0, 2.0, 1.7),
-        Stage.SERIES_B: _profile(0.45, 0.15, 2.5, 3.0, 25.0, 110.0, 5.0, 2.0, 1.4),
-        Stage.SERIES_C: _profile(0.40, 0.20, 2.5, 3.0, 40.0, 220.0, 8.0, 1.8, 1.2),
-        Stage.SERIES_D: _profile(0.35, 0.25, 2.5, 2.5, 60.0, 400.0, 10.0, 1.6, 1.0),
-        Stage.GROWTH: _profile(0.30, 0.35, 2.5, 2.5, 100.0, 800.0, 15.0, 1.5, 0.9),
-        Stage.LATE_STAGE: _profile(0.0, 0.75, 2.0, 2.0, 150.0, 1500.0, 20.0, 1.4, 0.8),
+        Stage.PRE_SEED: _profile(0.50, 0.04, (1.5, 3.0, 2.0), 1.0, 9.0, 0.5, 1.5, 1.7, (0.15, 0.3)),
+        Stage.SEED: _profile(0.50, 0.08, (2.1, 3.5, 2.5), 3.5, 14.0, 1.25, 1.5, 1.7, (0.2, 0.3)),
+        Stage.SERIES_A: _profile(0.45, 0.12, (2.5, 3.5, 3.0), 12.0, 45.0, 3.0, 1.6, 1.7, (0.25, 0.4)),
+        Stage.SERIES_B: _profile(0.45, 0.15, (2.5, 3.0, 3.0), 25.0, 110.0, 5.0, 2.0, 1.4, (0.35, 0.5)),
+        Stage.SERIES_C: _profile(0.40, 0.20, (2.5, 3.0, 3.0), 40.0, 220.0, 8.0, 1.8, 1.2, (0.4, 0.6)),
+        Stage.SERIES_D: _profile(0.35, 0.25, (2.5, 2.5, 3.0), 60.0, 400.0, 10.0, 1.6, 1.0, (0.45, 0.6)),
+        Stage.GROWTH: _profile(0.30, 0.35, (2.5, 2.5, 3.0), 100.0, 800.0, 15.0, 1.5, 0.9, (0.5, 0.7)),
+        Stage.LATE_STAGE: _profile(0.0, 0.75, (2.0, 2.0, 3.0), 150.0, 1500.0, 20.0, 1.4, 0.8, (0.5, 0.7)),
     }
 
 

@@ -31,6 +31,64 @@ class JCurve:
         }
 
 
+DEAL_BUCKETS: tuple[str, ...] = ("<1x", "1-5x", "5-10x", "10-20x", "20-50x", ">=50x")
+"""Multiple buckets of ``dealOutcomes``, in the order of ``events.BUCKET_BOUNDS``."""
+BAND_PERCENTILES: tuple[int, ...] = (10, 25, 50, 75, 90)
+"""Percentiles of ``yearlyBands``."""
+BAND_MEASURES: tuple[str, ...] = ("tvpi", "dpi", "paidIn", "nav")
+"""The measures of ``yearlyBands``, in the order of ``cashflows.YEARLY_*``."""
+
+
+@dataclass(frozen=True, slots=True)
+class YearlyBands:
+    """Percentiles across simulated funds, at the end of each year of the fund's life (year 0: the first
+    quarter), of TVPI, DPI, paid-in and NAV (USD). Before the horizon, NAV is gross of carry and TVPI is
+    (LP distributions + NAV) / paid-in; at the horizon TVPI is the net TVPI."""
+
+    years: list[float]
+    bands: dict[str, dict[int, list[float]]]
+    """measure -> percentile -> one value per year."""
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"years": self.years}
+        for measure, by_level in self.bands.items():
+            document[measure] = {f"p{level}": values for level, values in by_level.items()}
+        return document
+
+
+@dataclass(frozen=True, slots=True)
+class DealOutcomes:
+    """Shares of all financings (every initial check and every follow-on, all funds) by the multiple it
+    returned (proceeds, or value at the horizon, over its cost): by count and by dollars invested."""
+
+    by_count: dict[str, float]
+    by_dollars: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"byCount": dict(self.by_count), "byDollars": dict(self.by_dollars)}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceReturns:
+    """Pooled over all funds: dollars returned (and value at the horizon) per dollar invested, and the
+    share of dollars in financings that returned less than 1x."""
+
+    gross_moic: float
+    loss_ratio: float
+
+    def to_json(self) -> dict[str, float]:
+        return {"grossMoic": self.gross_moic, "lossRatio": self.loss_ratio}
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnsBySource:
+    initial: SourceReturns
+    follow_on: SourceReturns
+
+    def to_json(self) -> dict[str, Any]:
+        return {"initial": self.initial.to_json(), "followOn": self.follow_on.to_json()}
+
+
 @dataclass(frozen=True, slots=True)
 class CapitalSummary:
     """Fund-level capital figures; stochastic ones are means across simulated funds."""
@@ -104,6 +162,11 @@ class SimulationResult:
     capital: CapitalSummary
     stage_distribution: dict[Stage, float]
     engine: EngineInfo
+    yearly_bands: YearlyBands
+    deal_outcomes: DealOutcomes
+    returns_by_source: ReturnsBySource
+    prob_fund_returner: float
+    """Share of funds in which at least one company returns the whole fund (its commitments) or more."""
     samples: dict[str, npt.NDArray[np.float64]] = field(repr=False, compare=False)
     """Per-fund values by name (``netTvpi``, ``dpi``, ``netIrr``, ``grossMoic``, ...), for plots and tests."""
 
@@ -118,6 +181,10 @@ class SimulationResult:
             "risk": {"netTvpi": self.tvpi_risk.to_json(), "netIrr": self.irr_risk.to_json()},
             "lossRatio": self.loss_ratio.to_json(),
             "jCurve": self.j_curve.to_json(),
+            "yearlyBands": self.yearly_bands.to_json(),
+            "dealOutcomes": self.deal_outcomes.to_json(),
+            "returnsBySource": self.returns_by_source.to_json(),
+            "probFundReturner": self.prob_fund_returner,
             "capital": self.capital.to_json(),
             "stageDistribution": {stage.value: weight for stage, weight in self.stage_distribution.items()},
             "engine": self.engine.to_json(),

@@ -1,9 +1,14 @@
-"""Counter-based random numbers: each draw is a pure function of (block key, fund, slot, round, purpose).
+"""Counter-based random numbers: a draw is a pure function of (block key, fund, company key, round, purpose).
 
 Why counter-based rather than a sequential generator: a draw's value depends only on *where* it is used, so
 (1) results are bit-identical however the work is chunked or threaded, (2) two configurations run with the
-same seed see the same draws in the same company slots (common random numbers), whatever paths their
+same seed see the same draws for the same company (common random numbers), whatever paths their
 companies take, and (3) only the draws a company actually needs are computed.
+
+A company's draws are keyed by its *entry stage and its index within that stage* (:func:`company_key`),
+not by its position in the portfolio: adding or removing one company (a fee change that funds one check
+fewer, a different stage mix) changes only that company's draws, never another's. The fund-level draws
+(the market state) have a key of their own, :data:`FUND_KEY`.
 
 Block keys come from ``numpy.random.SeedSequence``: the key of fund block ``b`` is the first 64-bit word of
 ``SeedSequence(seed, spawn_key=(b,))``, which is exactly ``SeedSequence(seed).spawn(b + 1)[b]``. Inside a
@@ -20,17 +25,34 @@ from fundmodel.engines.montecarlo.jit import jit
 FUNDS_PER_BLOCK = 4096
 """Funds sharing one SeedSequence child. Fixed: changing it changes every result for a given seed."""
 
-MAX_SLOTS = 1024
-"""Upper bound on company slots per fund in the counter layout (the planner allows fewer)."""
-ROUNDS_PER_SLOT = 16
-"""Counter space per company slot: round indices 0..14 plus the entry draw at ENTRY_ROUND."""
+MAX_PER_STAGE = 1024
+"""Upper bound on companies entering at one stage (the planner allows at most 1,000 per fund)."""
+STAGE_KEYS = 8
+"""Entry stages with a key range of their own (the canonical stages)."""
+FUND_KEY = STAGE_KEYS * MAX_PER_STAGE
+"""The key of the fund-level draws (the market state), after every company key."""
+KEYS_PER_FUND = FUND_KEY + 1
+ROUNDS_PER_KEY = 16
+"""Counter space per company: round indices 0..14 plus the entry draws at ENTRY_ROUND."""
 ENTRY_ROUND = 15
-PURPOSES = 4
+PURPOSES = 8
 
+# Per round of a company.
 PURPOSE_OUTCOME = 0
+"""The company's idiosyncratic shock this round: survive or fail."""
 PURPOSE_TIMING = 1
 PURPOSE_EXIT_MULTIPLE = 2
+PURPOSE_ROUTE = 3
+"""A survivor's path: the next round or an exit."""
+PURPOSE_SIGNAL = 4
+"""Noise of the quality the fund observes when deciding a follow-on."""
+PURPOSE_RECOVERY = 5
+"""What a failed company's distressed sale recovers."""
+# At ENTRY_ROUND of a company.
 PURPOSE_ENTRY = 0
+PURPOSE_QUALITY = 1
+# At round 0 of FUND_KEY.
+PURPOSE_MARKET = 0
 
 _GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -51,11 +73,18 @@ def block_keys(seed: int, first_block: int, count: int) -> npt.NDArray[np.uint64
     return keys
 
 
+def company_key(stage_position: int, index_in_stage: int) -> int:
+    """The stream key of the ``index_in_stage``-th company entering at the stage ``stage_position``."""
+    if not 0 <= stage_position < STAGE_KEYS or not 0 <= index_in_stage < MAX_PER_STAGE:
+        raise ValueError(f"no stream key for company {index_in_stage} of stage {stage_position}")
+    return stage_position * MAX_PER_STAGE + index_in_stage
+
+
 @jit
-def draw_counter(fund_in_block: int, slot: int, round_index: int, purpose: int) -> np.uint64:
+def draw_counter(fund_in_block: int, key: int, round_index: int, purpose: int) -> np.uint64:
     """The position of one draw in its block's stream."""
     return np.uint64(
-        ((fund_in_block * MAX_SLOTS + slot) * ROUNDS_PER_SLOT + round_index) * PURPOSES + purpose
+        ((fund_in_block * KEYS_PER_FUND + key) * ROUNDS_PER_KEY + round_index) * PURPOSES + purpose
     )
 
 

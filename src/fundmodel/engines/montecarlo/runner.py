@@ -2,8 +2,8 @@
 
 Work is cut into chunks of at most ``CHUNK_FUNDS`` funds; each chunk's funds are split into tasks that
 run the Numba kernel (which releases the GIL) on up to ``threads`` threads. Random draws depend only on
-(seed, fund index, company slot, round, purpose), so results are bit-identical for any chunking or thread
-count, and :func:`compare` gets common random numbers for free.
+(seed, fund index, company key = (entry stage, index within the stage), round, purpose), so results are
+bit-identical for any chunking or thread count, and :func:`compare` gets common random numbers for free.
 """
 
 from __future__ import annotations
@@ -19,31 +19,41 @@ import numpy as np
 import numpy.typing as npt
 
 from fundmodel.engines.montecarlo import cashflows as kernel
+from fundmodel.engines.montecarlo import events as ledger
 from fundmodel.engines.montecarlo.companies import PortfolioPlan, plan_portfolio
-from fundmodel.engines.montecarlo.config import SimulationConfig
+from fundmodel.engines.montecarlo.config import QUARTERS_PER_YEAR, SimulationConfig
 from fundmodel.engines.montecarlo.kernel_inputs import FundBatch, fund_terms, portfolio_arrays
 from fundmodel.engines.montecarlo.metrics import (
     column_medians,
+    column_percentiles,
     probabilities_at_least,
     summarize,
     tail_risk,
 )
 from fundmodel.engines.montecarlo.result import (
+    BAND_MEASURES,
+    BAND_PERCENTILES,
+    DEAL_BUCKETS,
     CapitalSummary,
+    DealOutcomes,
     EngineInfo,
     JCurve,
+    ReturnsBySource,
     SimulationResult,
+    SourceReturns,
+    YearlyBands,
 )
 from fundmodel.engines.montecarlo.rng import FUNDS_PER_BLOCK, block_keys
 from fundmodel.errors import SimulationConfigError
 from fundmodel.stages import Stage
 
-ENGINE_VERSION = "1.0.1"
+ENGINE_VERSION = "2.0.0"
 """Bumped whenever the model or the random streams change what a given config and seed produce."""
 
 MIN_ITERATIONS = 10
 MAX_ITERATIONS = 2_000_000
-"""About 1.1 GB of per-fund results at a 25-year horizon; the API enforces far smaller limits."""
+"""About 2.2 GB of per-fund results at a 25-year horizon (1.1 kB per fund: 36 result columns, the J-curve
+and the yearly points); the API enforces far smaller limits."""
 MAX_SEED = 2**64 - 1
 CHUNK_FUNDS = 65_536
 """Funds per progress step (and per block of work handed to the threads)."""
@@ -81,9 +91,10 @@ def simulate(
     horizon = config.horizon_quarters
     out = np.empty((kernel.OUT_COLUMNS, iterations), dtype=np.float64)
     j_curve = np.empty((iterations, horizon + 1), dtype=np.float32)
+    yearly = np.empty((iterations, kernel.YEARLY_MEASURES, kernel.yearly_points(horizon)), dtype=np.float32)
 
     def run(first_fund: int, count: int) -> None:
-        _run_kernel(config, plan, seed, first_fund, count, out, j_curve)
+        _run_kernel(config, plan, seed, first_fund, count, out, j_curve, yearly)
 
     done = 0
     with ThreadPoolExecutor(max_workers=worker_count) as pool:
@@ -112,7 +123,8 @@ def simulate(
         ]
         for future in futures:
             future.result()
-    return _assemble(config, plan, out, medians, iterations, seed)
+        bands = _yearly_bands(config, yearly, pool, worker_count)
+    return _assemble(config, plan, out, medians, bands, iterations, seed)
 
 
 def compare(
@@ -123,10 +135,12 @@ def compare(
     progress: ProgressCallback | None = None,
     threads: int | None = None,
 ) -> list[SimulationResult]:
-    """Simulate several configs on common random numbers (same seed streams per company slot).
+    """Simulate several configs on common random numbers (same seed streams per company key).
 
-    Fund ``i``, company slot ``j``, round ``r`` sees the same uniform draws in every config, so the
-    differences between the results come from the configs (e.g. the stage allocation), not from noise.
+    In fund ``i``, the ``j``-th company entering at a stage sees the same draws at round ``r`` in every
+    config, and the fund the same market state, so the differences between the results come from the
+    configs (e.g. the stage allocation), not from noise; adding companies at one stage changes no other
+    company's draws.
     ``progress`` receives the funds done across all configs.
     """
     if not configs:
@@ -178,6 +192,7 @@ def _run_kernel(
     count: int,
     out: npt.NDArray[np.float64],
     j_curve: npt.NDArray[np.float32],
+    yearly: npt.NDArray[np.float32],
 ) -> None:
     first_block = first_fund // FUNDS_PER_BLOCK
     last_block = (first_fund + count - 1) // FUNDS_PER_BLOCK
@@ -188,7 +203,43 @@ def _run_kernel(
         block_keys=block_keys(seed, first_block, last_block - first_block + 1),
         first_block=first_block,
     )
-    kernel.simulate_funds(batch, portfolio_arrays(plan), fund_terms(config, plan), out, j_curve)
+    kernel.simulate_funds(batch, portfolio_arrays(plan), fund_terms(config, plan), out, j_curve, yearly)
+
+
+def _yearly_bands(
+    config: SimulationConfig,
+    yearly: npt.NDArray[np.float32],
+    pool: ThreadPoolExecutor,
+    worker_count: int,
+) -> YearlyBands:
+    """Percentiles across funds of each yearly measure, computed column by column on the threads."""
+    iterations, measures, points = yearly.shape
+    columns = yearly.reshape(iterations, measures * points)
+    levels = np.empty((len(BAND_PERCENTILES), measures * points), dtype=np.float64)
+
+    fractions = np.asarray(BAND_PERCENTILES, dtype=np.float64) / 100.0
+
+    def fill(first: int, stop: int) -> None:
+        column_percentiles(columns, fractions, levels, first, stop)
+
+    bounds = np.linspace(0, measures * points, worker_count + 1).astype(int)
+    futures = [
+        pool.submit(fill, int(first), int(stop)) for first, stop in itertools.pairwise(bounds) if stop > first
+    ]
+    for future in futures:
+        future.result()
+    horizon = config.horizon_quarters
+    years = [point * 1.0 for point in range(horizon // kernel.QUARTERS_PER_POINT + 1)]
+    if horizon % kernel.QUARTERS_PER_POINT:
+        years.append(horizon / QUARTERS_PER_YEAR)
+    bands = {
+        measure: {
+            level: [float(value) for value in levels[row, index * points : (index + 1) * points]]
+            for row, level in enumerate(BAND_PERCENTILES)
+        }
+        for index, measure in enumerate(BAND_MEASURES)
+    }
+    return YearlyBands(years=years, bands=bands)
 
 
 def _assemble(
@@ -196,6 +247,7 @@ def _assemble(
     plan: PortfolioPlan,
     out: npt.NDArray[np.float64],
     median_j_curve: npt.NDArray[np.float64],
+    yearly_bands: YearlyBands,
     iterations: int,
     seed: int,
 ) -> SimulationResult:
@@ -221,6 +273,8 @@ def _assemble(
         "grossProceeds": out[kernel.OUT_GROSS_PROCEEDS],
         "distributable": out[kernel.OUT_DISTRIBUTABLE],
         "residualValue": out[kernel.OUT_RESIDUAL_VALUE],
+        "marketState": out[kernel.OUT_MARKET],
+        "fundReturners": out[kernel.OUT_LEDGER + ledger.LEDGER_FUND_RETURNERS],
     }
     capital = CapitalSummary(
         commitments=config.fund_size,
@@ -256,7 +310,52 @@ def _assemble(
         capital=capital,
         stage_distribution=dict(plan.stage_weights),
         engine=EngineInfo(version=ENGINE_VERSION, iterations=iterations, seed=seed),
+        yearly_bands=yearly_bands,
+        deal_outcomes=_deal_outcomes(out),
+        returns_by_source=_returns_by_source(out),
+        prob_fund_returner=float(np.count_nonzero(samples["fundReturners"] > 0.0)) / iterations,
         samples=samples,
+    )
+
+
+def _ledger_total(out: npt.NDArray[np.float64], entry: int) -> float:
+    return float(np.sum(out[kernel.OUT_LEDGER + entry]))
+
+
+def _deal_outcomes(out: npt.NDArray[np.float64]) -> DealOutcomes:
+    counts = [_ledger_total(out, ledger.LEDGER_COUNT + index) for index in range(ledger.BUCKETS)]
+    dollars = [_ledger_total(out, ledger.LEDGER_DOLLARS + index) for index in range(ledger.BUCKETS)]
+    return DealOutcomes(
+        by_count=_shares(counts),
+        by_dollars=_shares(dollars),
+    )
+
+
+def _shares(values: list[float]) -> dict[str, float]:
+    total = sum(values)
+    return {
+        name: (value / total if total > 0.0 else 0.0)
+        for name, value in zip(DEAL_BUCKETS, values, strict=True)
+    }
+
+
+def _returns_by_source(out: npt.NDArray[np.float64]) -> ReturnsBySource:
+    def pooled(invested_column: int, returned: int, lost: int) -> SourceReturns:
+        invested = float(np.sum(out[invested_column]))
+        if invested <= 0.0:
+            return SourceReturns(gross_moic=0.0, loss_ratio=0.0)
+        return SourceReturns(
+            gross_moic=_ledger_total(out, returned) / invested,
+            loss_ratio=_ledger_total(out, lost) / invested,
+        )
+
+    return ReturnsBySource(
+        initial=pooled(
+            kernel.OUT_INVESTED_INITIAL, ledger.LEDGER_INITIAL_RETURNED, ledger.LEDGER_INITIAL_LOST
+        ),
+        follow_on=pooled(
+            kernel.OUT_INVESTED_FOLLOW_ON, ledger.LEDGER_FOLLOW_ON_RETURNED, ledger.LEDGER_FOLLOW_ON_LOST
+        ),
     )
 
 

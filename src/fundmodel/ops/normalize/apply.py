@@ -17,11 +17,13 @@ from sqlalchemy import Connection, Engine
 from fundmodel.errors import OperationRefusedError
 from fundmodel.ops.normalize.backend import BatchOutcome, Cursor, NormalizationBackend, backend_for
 from fundmodel.ops.normalize.batches import drive_table, resume_cursor
+from fundmodel.ops.normalize.operator_map import OperatorMap
 from fundmodel.ops.normalize.runs import (
     COMPLETED,
     KIND_NORMALIZE,
     RUNNING,
     BackupReference,
+    LegacyLeft,
     NullProgress,
     Progress,
     RunOptions,
@@ -29,11 +31,10 @@ from fundmodel.ops.normalize.runs import (
     claim_run,
     count_rows,
     create_run,
-    load_run,
+    get_run,
     mark_run,
     now,
     record_failure,
-    resume_hint,
     stored_total,
 )
 from fundmodel.ops.planning import build_plan
@@ -78,13 +79,13 @@ def execute_run(
     """
     progress = progress or NullProgress()
     backend = backend or backend_for(engine)
-    run = load_run(engine, run_id)
+    run = get_run(engine, run_id)
     if run is None:
         raise OperationRefusedError(f"no normalization run {run_id!r}")
     if run.kind != KIND_NORMALIZE:
         raise OperationRefusedError(
             f"run {run_id} is a {run.kind} run of run {run.target_run_id}, not a normalization; "
-            f"finish it with `{resume_hint(run)}`"
+            f"finish it with `{run.resume_hint}`"
         )
     claim_run(engine, run_id)
     # A resumed run keeps the batch size and unknown-value policy it was planned with.
@@ -136,9 +137,12 @@ def normalize_to_completion(
     result = execute_run(
         engine, columns, run_id, options, progress=progress, resumed=resumed, backend=backend
     )
+    # Follow-up runs map the operator's values too (a mapped value may also be written meanwhile).
+    run = get_run(engine, run_id)
+    operator_map = OperatorMap.from_json(run.plan.get("operator_map") if run is not None else None)
     for _attempt in range(max_follow_up_runs + 1):
         with engine.connect() as connection:
-            plan = build_plan(connection, list(columns))
+            plan = build_plan(connection, list(columns), operator_map=operator_map.targets)
         if plan.rows_to_change == 0 or len(result.follow_up_runs) == max_follow_up_runs:
             break
         follow_up_id = create_run(engine, columns, plan, options, backup=backup)
@@ -151,7 +155,7 @@ def normalize_to_completion(
         for table_name, changed in follow_up.per_table.items():
             result.per_table[table_name] = result.per_table.get(table_name, 0) + changed
     result.non_canonical_left = [
-        {"table": table.table, "value": change.before, "after": change.after, "rows": change.rows}
+        LegacyLeft(table=table.table, value=change.before, after=change.after, rows=change.rows)
         for table in plan.tables
         for change in table.changes
     ]

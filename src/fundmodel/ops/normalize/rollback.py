@@ -8,7 +8,6 @@ other row is *refused* and listed. The rollback completes together with marking 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -32,10 +31,11 @@ from fundmodel.ops.normalize.runs import (
     RUNNING,
     NullProgress,
     Progress,
+    RefusedRow,
     RunOptions,
     RunResult,
     claim_run,
-    load_run,
+    get_run,
     now,
     record_failure,
     refuse_while_guarded,
@@ -61,7 +61,7 @@ def execute_rollback(
     """
     progress = progress or NullProgress()
     backend = backend or backend_for(engine)
-    run = load_run(engine, run_id)
+    run = get_run(engine, run_id)
     if run is None or run.kind != KIND_ROLLBACK or run.target_run_id is None:
         raise OperationRefusedError(f"{run_id!r} is not a rollback run")
     target_run_id = run.target_run_id
@@ -156,7 +156,7 @@ class _RollbackBatches:
 
 def refused_rollback_rows(
     engine: Engine, rollback_run_id: str, target_run_id: str, limit: int = 1000
-) -> list[dict[str, Any]]:
+) -> list[RefusedRow]:
     """Rows of the target run the rollback left alone because they changed since."""
     reverted = audit_table.alias("reverted")
     query = (
@@ -176,7 +176,7 @@ def refused_rollback_rows(
     )
     with engine.connect() as connection:
         return [
-            {"table": row.table_name, "row_id": row.row_id, "expected": row.after_value}
+            RefusedRow(table=row.table_name, row_id=row.row_id, expected=row.after_value)
             for row in connection.execute(query)
         ]
 

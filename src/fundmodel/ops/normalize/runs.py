@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, RowMapping, func, insert, select, update
 
 from fundmodel.db.normalization_tables import stage_normalization_runs as runs_table
 from fundmodel.errors import InvalidInputError, OperationRefusedError
@@ -64,6 +64,44 @@ class BackupReference:
     sha256: str
 
 
+@dataclass(frozen=True)
+class RefusedRow:
+    """A row a rollback left alone: it no longer holds the value the target run wrote (``expected``)."""
+
+    table: str
+    row_id: str
+    expected: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"table": self.table, "row_id": self.row_id, "expected": self.expected}
+
+
+@dataclass(frozen=True)
+class UnknownLeft:
+    """An unknown value a run left untouched: how many rows hold it and the first of them."""
+
+    table: str
+    value: str | None
+    rows: int
+    row_ids: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"table": self.table, "value": self.value, "rows": self.rows, "row_ids": list(self.row_ids)}
+
+
+@dataclass(frozen=True)
+class LegacyLeft:
+    """A known legacy spelling still stored after the last follow-up run (a writer that never stopped)."""
+
+    table: str
+    value: str
+    after: str
+    rows: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"table": self.table, "value": self.value, "after": self.after, "rows": self.rows}
+
+
 @dataclass
 class RunResult:
     run_id: str
@@ -77,10 +115,9 @@ class RunResult:
     # Runs one apply started after this one for legacy spellings written while it went on.
     follow_up_runs: list[str] = field(default_factory=list)
     per_table: dict[str, int] = field(default_factory=dict)
-    refused: list[dict[str, Any]] = field(default_factory=list)
-    unknown_left: list[dict[str, Any]] = field(default_factory=list)
-    # Known legacy spellings still stored after the last follow-up run (a writer that never stopped).
-    non_canonical_left: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[RefusedRow] = field(default_factory=list)
+    unknown_left: list[UnknownLeft] = field(default_factory=list)
+    non_canonical_left: list[LegacyLeft] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,15 +131,17 @@ class RunResult:
             "batches": self.batches,
             "follow_up_runs": self.follow_up_runs,
             "per_table": self.per_table,
-            "refused": self.refused,
-            "unknown_left": self.unknown_left,
-            "non_canonical_left": self.non_canonical_left,
+            "refused": [row.to_json() for row in self.refused],
+            "unknown_left": [left.to_json() for left in self.unknown_left],
+            "non_canonical_left": [left.to_json() for left in self.non_canonical_left],
         }
 
 
 @dataclass(frozen=True)
 class StoredRun:
-    """One row of ``stage_normalization_runs``, typed (``get_run`` keeps returning the plain mapping)."""
+    """One row of ``stage_normalization_runs``, typed: what :func:`get_run` and :func:`find_incomplete_run`
+    return. ``plan`` stays the JSON document stored with the run (:meth:`Plan.to_json`, or a rollback's
+    ``target_run_id``): it is read back only by :meth:`planned_mapping` and printed as it is."""
 
     id: str
     kind: str
@@ -124,8 +163,13 @@ class StoredRun:
     finished_at: datetime | None
 
     @classmethod
-    def from_mapping(cls, row: Mapping[str, Any]) -> StoredRun:
+    def from_mapping(cls, row: Mapping[str, Any] | RowMapping) -> StoredRun:
         return cls(**{column.name: row[column.name] for column in fields(cls)})
+
+    @property
+    def resume_hint(self) -> str:
+        """The command that finishes this run if it was interrupted."""
+        return resume_hint(self.kind, self.target_run_id)
 
     def planned_mapping(self, table_name: str) -> dict[str, str]:
         """The plan's ``before -> after`` spellings for one table (empty for a table with none)."""
@@ -161,37 +205,28 @@ def count_rows(connection: Connection, columns: Sequence[StageColumn]) -> dict[s
     }
 
 
-def find_incomplete_run(engine: Engine, kind: str | None = None) -> dict[str, Any] | None:
+def find_incomplete_run(engine: Engine, kind: str | None = None) -> StoredRun | None:
     """The run a previous process left running (killed or failed mid-way), if any; of ``kind`` if given."""
     query = select(runs_table).where(runs_table.c.status.in_((RUNNING, FAILED)))
     if kind is not None:
         query = query.where(runs_table.c.kind == kind)
     with engine.connect() as connection:
         row = connection.execute(query.order_by(runs_table.c.started_at.desc()).limit(1)).first()
-    return dict(row._mapping) if row is not None else None
+    return StoredRun.from_mapping(row._mapping) if row is not None else None
 
 
-def resume_hint(run: Mapping[str, Any] | StoredRun) -> str:
+def resume_hint(kind: str, target_run_id: str | None) -> str:
     """The command that finishes an interrupted run: a rollback is only ever continued by --rollback."""
-    if isinstance(run, StoredRun):
-        kind, target = run.kind, run.target_run_id
-    else:
-        kind, target = run["kind"], run.get("target_run_id")
     if kind == KIND_ROLLBACK:
-        return f"fundmodel db normalize-stages --rollback {target}"
+        return f"fundmodel db normalize-stages --rollback {target_run_id}"
     return "fundmodel db normalize-stages --resume"
 
 
-def get_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
+def get_run(engine: Engine, run_id: str) -> StoredRun | None:
+    """The run ``run_id``, or None when there is none."""
     with engine.connect() as connection:
         row = connection.execute(select(runs_table).where(runs_table.c.id == run_id)).first()
-    return dict(row._mapping) if row is not None else None
-
-
-def load_run(engine: Engine, run_id: str) -> StoredRun | None:
-    """:func:`get_run`, typed."""
-    row = get_run(engine, run_id)
-    return StoredRun.from_mapping(row) if row is not None else None
+    return StoredRun.from_mapping(row._mapping) if row is not None else None
 
 
 def create_run(
@@ -220,7 +255,7 @@ def create_rollback_run(
     engine: Engine, columns: Sequence[StageColumn], target_run_id: str, options: RunOptions
 ) -> str:
     """Record a rollback of a completed normalization run; refused for any other run or under a guard."""
-    target = load_run(engine, target_run_id)
+    target = get_run(engine, target_run_id)
     if target is None:
         raise OperationRefusedError(f"no normalization run {target_run_id!r}")
     if target.kind != KIND_NORMALIZE:
