@@ -86,6 +86,11 @@ class _Sources:
     gates_file: Path | None
     backup_dir: Path
 
+    @classmethod
+    def store_only(cls, database_url: str | None) -> _Sources:
+        """For commands that only read and write the mode store: no Prometheus, no gates file."""
+        return cls(database_url, None, None, DEFAULT_BACKUP_DIR)
+
 
 @contextmanager
 def _controller(sources: _Sources) -> Iterator[RolloutController]:
@@ -386,7 +391,7 @@ def rollback_command(
     """Go back to warn at once from any enforce percentage."""
     with one_line_errors(as_json):
         who = _actor(actor)
-        sources = _Sources(database_url, None, None, DEFAULT_BACKUP_DIR)
+        sources = _Sources.store_only(database_url)
         with _controller(sources) as controller:
             result = controller.rollback(actor=who, reason=reason)
     _log_change(result.change)
@@ -408,7 +413,7 @@ def extend_warn_command(
     with one_line_errors(as_json):
         deadline = _parse_until(until)
         who = _actor(actor)
-        with _controller(_Sources(database_url, None, None, DEFAULT_BACKUP_DIR)) as controller:
+        with _controller(_Sources.store_only(database_url)) as controller:
             result = controller.extend_warn(actor=who, reason=reason, until=deadline, clients=client or [])
     _print_step(result, as_json=as_json)
 
@@ -423,7 +428,7 @@ def reset_observation_command(
     """Start the current phase's observation over after a fixed incident (audited; the mode is unchanged)."""
     with one_line_errors(as_json):
         who = _actor(actor)
-        with _controller(_Sources(database_url, None, None, DEFAULT_BACKUP_DIR)) as controller:
+        with _controller(_Sources.store_only(database_url)) as controller:
             result = controller.reset_observation(actor=who, reason=reason)
     _print_step(result, as_json=as_json)
 
@@ -435,7 +440,7 @@ def history_command(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Audited mode changes (rollout steps, manual changes, automatic downgrades), newest first."""
-    sources = _Sources(database_url, None, None, DEFAULT_BACKUP_DIR)
+    sources = _Sources.store_only(database_url)
     with one_line_errors(as_json), _controller(sources) as controller:
         changes = controller.history(limit)
     if as_json:
