@@ -32,10 +32,12 @@ from typing import Any, TextIO
 
 import httpx
 from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
 
 from fundmodel.api.stage_validation import RequestContext, StageValidator
 from fundmodel.auth.models import Principal
 from fundmodel.auth.service import create_key
+from fundmodel.db.brownout_store import BrownoutSchedule, BrownoutStore
 from fundmodel.db.engine import create_db_engine
 from fundmodel.db.migrate import upgrade_to_head
 from fundmodel.db.mode_store import ModeStore
@@ -44,6 +46,7 @@ from fundmodel.observability.logging import configure_logging
 from fundmodel.observability.metrics import ServiceMetrics
 from fundmodel.observability.offenders import OffenderLogSampler
 from fundmodel.settings import Settings
+from fundmodel.usage.ledger import UsageLedger
 from fundmodel.validation import DeprecationPolicy, ModeState, ValidationMode
 
 # Run as `python bench/api.py`: the repository root is not on sys.path, and the server launcher is the
@@ -167,7 +170,7 @@ def _latency(servers: dict[str, tuple[str, str, int]], requests: int) -> dict[st
     return results
 
 
-def _layer_cost(url: str, calls: int, log_stream: TextIO) -> dict[str, Any]:
+def _layer_cost(url: str, calls: int, log_stream: TextIO) -> tuple[dict[str, Any], dict[str, Any]]:
     """Time exactly what one request runs in the validation layer, in-process, per mode.
 
     The offender log runs with the service's default sampling (the first 60 events per endpoint per
@@ -178,36 +181,71 @@ def _layer_cost(url: str, calls: int, log_stream: TextIO) -> dict[str, Any]:
     out: dict[str, Any] = {}
     configure_logging("INFO", stream=log_stream)
     defaults = Settings()
+    ledger_cost: dict[str, Any] = {}
     for mode in ValidationMode:
         store = ModeStore(engine, default=ModeState(mode))
-        validator = StageValidator(
-            mode_store=store,
-            metrics=metrics,
-            offenders=OffenderLogSampler(
-                metrics,
-                per_minute=defaults.stage_offender_log_per_minute,
-                fraction=defaults.stage_offender_log_sample_fraction,
-            ),
-            policy=DeprecationPolicy(deprecated_at=_utc("2026-12-01"), sunset_at=_utc("2027-06-01")),
-            canary_salt="bench",
+        # The same layer without and with the per-client usage ledger, called alternately (one run, the
+        # same drift): "before" is the layer as it was before the ledger.
+        without_ledger, with_ledger = (
+            _validator(engine, store, metrics, defaults, usage=usage)
+            for usage in (
+                None,
+                UsageLedger(
+                    max_spellings=defaults.stage_usage_max_spellings,
+                    max_held_keys=defaults.stage_usage_max_held_keys,
+                ),
+            )
         )
         principal = Principal(client_id="key-1", name="bench")
         context = RequestContext("/api/portfolio/strategies", "bench", "r")
         for label, distribution in (("canonical", CANONICAL), ("alias", ALIASED)):
-            samples = []
-            for _ in range(calls):
-                started = time.perf_counter()
-                validation = validator.for_request(principal, context)
-                validation.distribution(distribution, field="stageAllocation")
-                validation.response_headers()
-                samples.append(time.perf_counter() - started)
+            samples: dict[str, list[float]] = {"before": [], "after": []}
+            for index in range(calls):
+                order = (("before", without_ledger), ("after", with_ledger))
+                for variant, validator in order if index % 2 == 0 else order[::-1]:
+                    started = time.perf_counter()
+                    validation = validator.for_request(principal, context)
+                    validation.distribution(distribution, field="stageAllocation")
+                    validation.response_headers()
+                    samples[variant].append(time.perf_counter() - started)
+            after = samples["after"]
             out[f"{mode.value} {label}"] = {
-                "p50_us": round(statistics.median(samples) * 1e6, 2),
-                "p99_us": round(_percentile(samples, 0.99) * 1e6, 2),
-                "mean_us": round(statistics.fmean(samples) * 1e6, 2),
+                "p50_us": round(statistics.median(after) * 1e6, 2),
+                "p99_us": round(_percentile(after, 0.99) * 1e6, 2),
+                "mean_us": round(statistics.fmean(after) * 1e6, 2),
+            }
+            before_p50 = statistics.median(samples["before"]) * 1e6
+            after_p50 = statistics.median(after) * 1e6
+            ledger_cost[f"{mode.value} {label}"] = {
+                "p50_us_without_ledger": round(before_p50, 2),
+                "p50_us_with_ledger": round(after_p50, 2),
+                "p50_ratio": round(after_p50 / before_p50, 3),
             }
     engine.dispose()
-    return out
+    return out, ledger_cost
+
+
+def _validator(
+    engine: Engine,
+    store: ModeStore,
+    metrics: ServiceMetrics,
+    defaults: Settings,
+    *,
+    usage: UsageLedger | None,
+) -> StageValidator:
+    return StageValidator(
+        mode_store=store,
+        brownouts=BrownoutSchedule(BrownoutStore(engine, sunset_at=defaults.stage_sunset_date)),
+        metrics=metrics,
+        offenders=OffenderLogSampler(
+            metrics,
+            per_minute=defaults.stage_offender_log_per_minute,
+            fraction=defaults.stage_offender_log_sample_fraction,
+        ),
+        policy=DeprecationPolicy(deprecated_at=_utc("2026-12-01"), sunset_at=_utc("2027-06-01")),
+        canary_salt="bench",
+        usage=usage,
+    )
 
 
 def _utc(day: str) -> Any:
@@ -298,7 +336,7 @@ def main() -> None:
             servers[mode] = (base, key, fund)
         latency = _latency(servers, args.requests)
         log_stream = stack.enter_context((directory / "layer-offenders.log").open("a", encoding="utf-8"))
-        layer = _layer_cost(urls["off"], args.layer_calls, log_stream)
+        layer, ledger_cost = _layer_cost(urls["off"], args.layer_calls, log_stream)
         base, key, fund = servers["enforce"]
         throughput = asyncio.run(_throughput(base, key, fund, args.seconds, args.concurrency))
 
@@ -309,6 +347,7 @@ def main() -> None:
         "database": "postgresql" if args.database_url else "sqlite",
         "latency_off_vs_enforce": latency,
         "validation_layer_per_request": layer,
+        "usage_ledger_before_after": ledger_cost,
         "throughput_enforce": throughput,
         "summary": {
             "max_p50_delta_us": max(v["p50_delta_us"] for v in latency.values()),

@@ -1,9 +1,12 @@
 """Calibration report: the default model's figures next to published ones, each with its source.
 
-Count-based and dollar-based statistics are kept apart (a share of financings is not a share of dollars).
-Every model figure comes from a fixed-seed run of the engine, so the report is deterministic for a given
-engine version; ``tests/docs/test_calibration_table.py`` keeps the table in docs/model.md ("Calibration
-against published figures") equal to this script's output for its documented invocation.
+Count-based and dollar-based statistics are kept apart (a share of financings is not a share of dollars),
+and each model figure is measured the way its source measured it: Carta's fund percentiles are within one
+vintage (the model's funds of a middling market state), Correlation Ventures' financings are realized
+outcomes (the example's portfolio followed until nearly every company has exited or failed). Every model
+figure comes from a fixed-seed run of the engine, so the report is deterministic for a given engine
+version; ``tests/docs/test_calibration_table.py`` keeps the table in docs/model.md ("Calibration against
+published figures") equal to this script's output for its documented invocation.
 
 Usage::
 
@@ -25,7 +28,9 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
-from fundmodel.engines.montecarlo import ENGINE_VERSION, load_config, simulate
+import numpy as np
+
+from fundmodel.engines.montecarlo import ENGINE_VERSION, SimulationResult, load_config, simulate
 from fundmodel.stages import Stage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +40,14 @@ SECTION = "## Calibration against published figures"
 DEFAULT_ITERATIONS = 10_000
 DEFAULT_SEED = 2026
 INVOCATION = "python bench/calibration.py --markdown"
+MIDDLE_VINTAGE = 0.25
+"""Funds whose market state is within this of 0 (about a fifth of them) stand for one middling vintage."""
+RESOLVED_LIFE_YEARS = 25.0
+"""Horizon at which nearly every company of the example has exited or failed (realized outcomes)."""
+LATER_STAGE_RESERVE = 0.2
+"""Reserve ratio of the later-stage scenarios: an assumption (see ``_scenarios``)."""
+FEW_POINTS = 0.03
+"""Issue 11's "within a few points" of Correlation Ventures' buckets: 3 percentage points either way."""
 
 SOURCES: dict[str, str] = {
     "carta-funds": (
@@ -61,9 +74,10 @@ SOURCES: dict[str, str] = {
     ),
     "carta-cohort": (
         "Carta Data Minute (Peter Walker, February 2025): of 4,369 US startups founded in 2018 on Carta, "
-        "36 % reached Series A and 15 % Series B (counts of companies; the founding cohort includes "
-        "companies that never raised a priced seed, so the seed-to-A rate of seed-funded companies is "
-        "somewhat higher)."
+        "36 % reached Series A, 15 % Series B, 4 % Series C and 1 % Series D or later (counts of "
+        "companies; the founding cohort includes companies that never raised a priced seed, so the seed-to-A "
+        "rate of seed-funded companies is somewhat higher, and a cohort seen after seven years has not "
+        "finished its later rounds, so the later rates are lower bounds)."
     ),
     "carta-seed-to-a": (
         "Carta, *VC Fund Performance Q1 2024* (August 2024): 30.6 % of companies that raised a seed round "
@@ -78,9 +92,10 @@ SOURCES: dict[str, str] = {
         "(Cambridge Associates growth-equity benchmarks and similar): a range, not one published figure."
     ),
     "none": (
-        "No fund-size-specific quartiles in the sources checked; issue 11 asks that a $1B fund with the "
-        "example's check sizes keep a material share of funds below 1x and a quartile spread that does not "
-        "collapse."
+        "No published figure in the sources checked: not for quartiles by fund size (issue 11 asks that a "
+        "$1B fund with the example's check sizes keep a material share of funds below 1x and a quartile "
+        "spread that does not collapse), nor for percentiles pooled over all vintages, nor for financings "
+        "whose companies are still private, valued at their last round."
     ),
 }
 
@@ -115,28 +130,51 @@ def _verdict(value: float, low: float | None, high: float | None) -> str:
     return "inside"
 
 
-def _run(body: dict[str, Any], iterations: int, seed: int) -> dict[str, Any]:
-    document: dict[str, Any] = simulate(load_config(body), iterations=iterations, seed=seed).to_json()
-    return document
+def _resolved(example: dict[str, Any]) -> dict[str, Any]:
+    """The example with its horizon moved to ``RESOLVED_LIFE_YEARS`` and nothing else changed that the
+    portfolio depends on: the step-down fee is spread over the longer life so that lifetime fees, hence
+    investable capital, companies, checks and reserve, are the example's (and pairing by company key gives
+    every company the same path); only what happens after year 10 is added."""
+    life = float(example.get("fundLifeYears", 10.0))
+    period = float(example.get("investmentPeriodYears", 5.0))
+    step_down = float(example.get("managementFeeStepDownRate", 0.015))
+    return {
+        **example,
+        "fundLifeYears": RESOLVED_LIFE_YEARS,
+        "managementFeeStepDownRate": step_down * (life - period) / (RESOLVED_LIFE_YEARS - period),
+    }
 
 
 def _scenarios() -> dict[str, dict[str, Any]]:
+    """The calibration scenarios. The later-stage funds reserve ``LATER_STAGE_RESERVE`` (an assumption:
+    their ownership is small and their companies' later rounds large, so the early-stage 50 % default
+    would leave most of the reserve uncalled while fees run on it); the ``...DefaultReserve`` runs show
+    the same funds at the default."""
     example = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    series_b = {"fundSize": 300e6, "stageDistribution": {"series_b": 1.0}}
+    growth = {"fundSize": 1e9, "stageDistribution": {"growth": 1.0}}
     return {
         "example": example,
-        "seriesB": {"fundSize": 300e6, "stageDistribution": {"series_b": 1.0}},
-        "growth": {"fundSize": 1e9, "stageDistribution": {"growth": 1.0}},
+        "resolved": _resolved(example),
+        "seriesB": {**series_b, "reserveRatio": LATER_STAGE_RESERVE},
+        "growth": {**growth, "reserveRatio": LATER_STAGE_RESERVE},
+        "seriesBDefaultReserve": series_b,
+        "growthDefaultReserve": growth,
         "billion": {**example, "fundSize": 1e9},
     }
 
 
 def build_report(iterations: int = DEFAULT_ITERATIONS, seed: int = DEFAULT_SEED) -> dict[str, Any]:
-    runs = {name: _run(body, iterations, seed) for name, body in _scenarios().items()}
+    results = {
+        name: simulate(load_config(body), iterations=iterations, seed=seed)
+        for name, body in _scenarios().items()
+    }
+    runs = {name: result.to_json() for name, result in results.items()}
     rows: list[Row] = []
-    rows += _fund_rows(runs["example"])
-    rows += _financing_rows(runs["example"])
+    rows += _fund_rows(runs["example"], results["example"])
+    rows += _financing_rows(runs["resolved"], runs["example"])
     rows += _stage_rows(load_config(_scenarios()["example"]).resolved_stage_profiles())
-    rows += _later_stage_rows(runs["seriesB"], runs["growth"])
+    rows += _later_stage_rows(runs)
     rows += _large_fund_rows(runs["billion"], runs["example"])
     return {
         "engineVersion": ENGINE_VERSION,
@@ -147,34 +185,51 @@ def build_report(iterations: int = DEFAULT_ITERATIONS, seed: int = DEFAULT_SEED)
     }
 
 
-def _fund_rows(example: dict[str, Any]) -> list[Row]:
+def _fund_rows(example: dict[str, Any], result: SimulationResult) -> list[Row]:
     tvpi = example["netTvpi"]
     group = "Fund level: examples/fund.json"
-    published: list[tuple[str, str, float | None, float | None, str]] = [
-        ("p25", "-", None, None, "none"),
-        ("p50", "1.38x-1.76x (Carta); about 1.5x-2.0x (Cambridge)", 1.38, 2.0, "carta-funds cambridge-vc"),
-        ("p75", "-", None, None, "none"),
-        ("p90", "3.07x-3.52x (Carta)", 3.07, 3.52, "carta-funds"),
-    ]
-    rows = []
-    for level, text, low, high, source in published:
+    rows = [
+        Row(group, "net TVPI p50, all funds", "funds", _multiple(tvpi["p50"]),
+            "about 1.5x-2.0x (Cambridge)", "cambridge-vc", _verdict(tvpi["p50"], 1.5, 2.0)),
+    ]  # fmt: skip
+    for level in ("p25", "p75", "p90"):
         rows.append(
-            Row(group, f"net TVPI {level}", "funds", _multiple(tvpi[level]), text, source,
-                _verdict(tvpi[level], low, high))
+            Row(group, f"net TVPI {level}, all funds", "funds", _multiple(tvpi[level]), "-", "none",
+                "no published figure")
+        )  # fmt: skip
+    # Carta's percentiles are across the funds of one vintage, i.e. one market state: compare the funds
+    # of a middling market, not the spread across all market states.
+    middle = result.samples["netTvpi"][np.abs(result.samples["marketState"]) < MIDDLE_VINTAGE]
+    share = middle.shape[0] / result.samples["netTvpi"].shape[0]
+    label = f"within a middling vintage (market state within ±{MIDDLE_VINTAGE}, {_percent(share)} of funds)"
+    published: list[tuple[int, str, float, float]] = [
+        (50, "1.38x-1.76x (Carta, 2018 and 2017 vintages)", 1.38, 1.76),
+        (90, "3.07x-3.52x (Carta, 2018 and 2017 vintages)", 3.07, 3.52),
+    ]
+    for percentile, text, low, high in published:
+        value = float(np.percentile(middle, percentile))
+        rows.append(
+            Row(group, f"net TVPI p{percentile}, {label}", "funds", _multiple(value), text, "carta-funds",
+                _verdict(value, low, high))
         )  # fmt: skip
     return rows
 
 
-def _financing_rows(example: dict[str, Any]) -> list[Row]:
-    outcomes = example.get("dealOutcomes")
+def _financing_rows(resolved: dict[str, Any], example: dict[str, Any]) -> list[Row]:
+    """Realized outcomes (the ``resolved`` run) against Correlation Ventures, which counts realized ones;
+    the example's own 10-year figures, with companies still alive at their last round's price, beside."""
+    outcomes = resolved.get("dealOutcomes")
     if outcomes is None:
         return []
-    group = "Financings (initial checks and follow-ons, all funds)"
+    group = (
+        f"Financings (initial checks and follow-ons, all funds), realized: the example's portfolio "
+        f"followed for {RESOLVED_LIFE_YEARS:.0f} years"
+    )
     correlation = {"<1x": 0.65, "1-5x": 0.25, "5-10x": 0.06, "10-20x": 0.025, "20-50x": 0.01, ">=50x": 0.005}
     rows = []
     for bucket, share in correlation.items():
         value = outcomes["byCount"][bucket]
-        tolerance = max(0.03, share * 0.25)  # "within a few points", relative for the small buckets
+        tolerance = FEW_POINTS
         rows.append(
             Row(group, f"financings {bucket}", "count", _percent(value), _percent(share), "correlation-count",
                 _verdict(value, share - tolerance, share + tolerance))
@@ -190,6 +245,13 @@ def _financing_rows(example: dict[str, Any]) -> list[Row]:
         Row(group, "dollars returned >= 10x", "dollars", _percent(tenfold), "under 4 %",
             "correlation-dollars", _verdict(tenfold, 0.0, 0.04))
     )  # fmt: skip
+    at_horizon = example.get("dealOutcomes")
+    if at_horizon is not None:
+        shares = " / ".join(f"{at_horizon['byCount'][bucket] * 100:.1f}" for bucket in correlation)
+        rows.append(
+            Row(group, "at the 10-year horizon (alive companies at their last round): count by bucket, %",
+                "count", shares, "-", "none", "no published figure")
+        )  # fmt: skip
     return rows
 
 
@@ -197,6 +259,7 @@ def _stage_rows(profiles: dict[Stage, Any]) -> list[Row]:
     group = "Stage progression (model inputs: default stage profiles)"
     seed = profiles[Stage.SEED]
     series_a = profiles[Stage.SERIES_A]
+    series_b = profiles[Stage.SERIES_B]
     sigma = float(getattr(seed, "timing_sigma", 0.0))
     median_years = float(seed.years_to_graduate)
     within_two_years = seed.graduation_rate * (
@@ -208,6 +271,8 @@ def _stage_rows(profiles: dict[Stage, Any]) -> list[Row]:
             "carta-cohort", _verdict(seed.graduation_rate, 0.30, 0.42)),
         Row(group, "Series A companies reaching Series B", "count", _percent(series_a.graduation_rate),
             "about 42 % (15 / 36)", "carta-cohort", _verdict(series_a.graduation_rate, 0.36, 0.48)),
+        Row(group, "Series B companies reaching Series C", "count", _percent(series_b.graduation_rate),
+            "about 27 % (4 / 15)", "carta-cohort", _verdict(series_b.graduation_rate, 0.21, 0.33)),
         Row(group, "seed to Series A within 2 years", "count", _percent(within_two_years),
             "30.6 % (2018), 15.4 % (2022)", "carta-seed-to-a", _verdict(within_two_years, 0.154, 0.306)),
         Row(group, "seed to Series A, median years", "count", f"{median_years:.1f}", "2.1", "carta-timing",
@@ -217,15 +282,25 @@ def _stage_rows(profiles: dict[Stage, Any]) -> list[Row]:
     ]  # fmt: skip
 
 
-def _later_stage_rows(series_b: dict[str, Any], growth: dict[str, Any]) -> list[Row]:
+def _later_stage_rows(runs: dict[str, dict[str, Any]]) -> list[Row]:
     group = "Later stages"
     rows = []
-    for label, run in (("Series B only", series_b), ("growth only", growth)):
+    for label, name in (("Series B only", "seriesB"), ("growth only", "growth")):
+        run = runs[name]
         median = run["netTvpi"]["p50"]
         companies = run["capital"]["initialCompanies"]
+        reserve = f"{LATER_STAGE_RESERVE * 100:.0f} % reserve"
         rows.append(
-            Row(group, f"{label} fund ({companies} companies): net TVPI p50", "funds", _multiple(median),
-                "1.5x-1.8x", "later-stage", _verdict(median, 1.5, 1.8))
+            Row(group, f"{label} fund ({companies} companies, {reserve}): net TVPI p50", "funds",
+                _multiple(median), "1.5x-1.8x", "later-stage", _verdict(median, 1.5, 1.8))
+        )  # fmt: skip
+        default = runs[f"{name}DefaultReserve"]
+        median = default["netTvpi"]["p50"]
+        companies = default["capital"]["initialCompanies"]
+        rows.append(
+            Row(group, f"{label} fund ({companies} companies, default 50 % reserve): net TVPI p50", "funds",
+                _multiple(median), "not below 1.2x (issue 11)", "later-stage",
+                _verdict(median, 1.2, math.inf))
         )  # fmt: skip
     return rows
 

@@ -98,6 +98,19 @@ class ConflictError(FundmodelError):
     title = "Conflict"
 
 
+class TooManyJobsError(FundmodelError):
+    """A client already has as many queued and running jobs as it may (HTTP 429 with Retry-After)."""
+
+    code = "TOO_MANY_JOBS"
+    title = "Too many jobs"
+
+    def __init__(
+        self, detail: str, *, retry_after_seconds: int = 10, extra: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(detail, extra=extra)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class AuthenticationError(FundmodelError):
     code = "UNAUTHENTICATED"
     title = "Authentication required"

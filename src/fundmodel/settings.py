@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fundmodel.errors import ConfigurationError
+from fundmodel.notifications.targets import WebhookTarget, parse_webhook_targets
 from fundmodel.validation import ValidationMode
 
 DEFAULT_DATABASE_URL = "sqlite:///var/fundmodel.sqlite3"
@@ -96,6 +97,44 @@ class Settings(BaseSettings):
         le=64,
         description="Simulations running at once per process; more wait (they are CPU-bound).",
     )
+    sweep_max_active_jobs_per_client: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="Queued + running sweep jobs one client may have; one more is a 429 TOO_MANY_JOBS.",
+    )
+    sweep_max_work: int = Field(
+        default=5_000_000,
+        ge=1,
+        le=1_000_000_000,
+        description="Largest points x iterations one sweep, sensitivity or backsolve job may ask for.",
+    )
+    sweep_workers: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="Sweep jobs each server process runs at once (0: this process runs none).",
+    )
+    sweep_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="A running job's lease; renewed while its process lives, re-queued once it runs out.",
+    )
+    sweep_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Times a job is started before one whose process keeps dying is failed (JOB_ABANDONED).",
+    )
+    sweep_poll_interval_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often an idle sweep worker looks for a queued job."
+    )
+    dask_scheduler_address: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Dask scheduler (tcp://host:8786) that runs sweep jobs' points; unset: local threads.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Issue 5 (observability and auto-downgrade) reads these; defined here so there is one settings class.
@@ -121,12 +160,66 @@ class Settings(BaseSettings):
         default=None, description="TOML file overriding the rollout gates' thresholds."
     )
 
+    # Issue 12 (usage ledger, recording side): fundmodel.usage.ledger / flusher and `db prune-usage`.
+    stage_usage_flush_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often each worker adds its in-memory usage counts to stage_usage (and at exit); "
+        "a worker killed without a graceful stop loses at most this interval's counts.",
+    )
+    stage_usage_retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Days of stage_usage rows `fundmodel db prune-usage` keeps (besides today).",
+    )
+    stage_usage_max_spellings: int = Field(
+        default=50,
+        ge=1,
+        le=10_000,
+        description="Distinct spellings counted per client and day (per worker); further ones are "
+        "counted under '(other)'.",
+    )
+    stage_usage_max_held_keys: int = Field(
+        default=100_000,
+        ge=100,
+        le=10_000_000,
+        description="Usage keys a worker holds in memory while the database cannot be written; "
+        "validations of further keys are dropped and counted (fundmodel_stage_usage_dropped_total).",
+    )
+
+    # Issue 12 (notifications): outgoing webhooks told of mode changes, gate verdicts and brownouts.
+    notify_webhooks: SecretStr | None = Field(
+        default=None,
+        description='JSON list of {"name", "url", "format": "json"|"slack"}; the URLs are secrets.',
+    )
+    notify_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Timeout of one webhook delivery attempt."
+    )
+    notify_max_attempts: int = Field(
+        default=12, ge=1, le=100, description="Attempts per delivery before it is given up as failed."
+    )
+    notify_max_age: timedelta = Field(
+        default=timedelta(hours=24),
+        description="A notification not delivered this long after its event is given up as expired.",
+    )
+    notify_retry_base_seconds: float = Field(
+        default=2.0, gt=0, le=3600, description="First retry delay; it doubles per attempt (with jitter)."
+    )
+    notify_retry_max_seconds: float = Field(
+        default=600.0, gt=0, le=86400, description="Longest delay between two attempts."
+    )
+    notify_poll_interval_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often each server process looks for due deliveries."
+    )
+
     @field_validator("stage_deprecation_date", "stage_sunset_date")
     @classmethod
     def _assume_utc(cls, value: datetime) -> datetime:
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
-    @field_validator("max_warn_duration", mode="before")
+    @field_validator("max_warn_duration", "notify_max_age", mode="before")
     @classmethod
     def _short_duration(cls, value: Any) -> Any:
         # "30d", "12h", "90m", "45s", "2w" besides pydantic's ISO 8601 / seconds.
@@ -146,6 +239,19 @@ class Settings(BaseSettings):
     @classmethod
     def _case_insensitive_env(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _webhooks_parse(self) -> Settings:
+        # Checked at start-up like every variable; the message never quotes a URL (a secret).
+        raw = self.notify_webhooks.get_secret_value() if self.notify_webhooks is not None else None
+        parse_webhook_targets(raw)
+        return self
+
+    @property
+    def notify_targets(self) -> tuple[WebhookTarget, ...]:
+        """The configured webhook targets (``NOTIFY_WEBHOOKS``, already checked)."""
+        raw = self.notify_webhooks.get_secret_value() if self.notify_webhooks is not None else None
+        return parse_webhook_targets(raw)
 
     @model_validator(mode="after")
     def _sunset_after_deprecation(self) -> Settings:

@@ -28,9 +28,25 @@ VALID_ARGUMENTS: dict[str, list[str]] = {
     "rollout advance": ["--actor", "pytest"],
     "rollout rollback": ["--reason", "settings check", "--actor", "pytest"],
     "rollout extend-warn": ["--until", "2099-01-01", "--reason", "settings check", "--actor", "pytest"],
+    "rollout exempt": [
+        *("--client", "startup-check", "--revoke", "--reason", "settings check", "--actor", "pytest"),
+    ],
     "rollout history": [],
+    "rollout offenders": ["--since", "7d"],
     "rollout reset-observation": ["--reason", "settings check", "--actor", "pytest"],
+    "rollout brownout schedule": [
+        *("--start", "now", "--duration", "1h", "--reason", "settings check", "--actor", "pytest"),
+    ],
+    "rollout brownout list": [],
+    "rollout brownout cancel": ["1", "--reason", "settings check", "--actor", "pytest"],
     "simulate": [str(EXAMPLE_CONFIG), "-n", "100", "--seed", "1"],
+    "sweep": [str(EXAMPLE_CONFIG), "--vary", "reserveRatio=0.3", "--metric", "dpi.mean", "-n", "10"],
+    "sensitivity": [
+        *(str(EXAMPLE_CONFIG), "--vary", "reserveRatio=0.2:0.6", "--metric", "dpi.mean", "-n", "10"),
+    ],
+    "backsolve": [
+        *(str(EXAMPLE_CONFIG), "--vary", "reserveRatio=0.2:0.6", "--metric", "dpi.mean", "--target", "1"),
+    ],
     "db migrate": [],
     "db seed-demo": [],
     "db normalize-stages": [],
@@ -39,6 +55,9 @@ VALID_ARGUMENTS: dict[str, list[str]] = {
     "db verify-backup": ["BACKUP_FILE"],
     "db restore": ["BACKUP_FILE", "--target", "DATABASE_URL", "--confirm", "CONFIRM"],
     "db verify": [],
+    "db prune-usage": ["--dry-run"],
+    "notifications deliver": [],
+    "notifications list": [],
 }
 
 

@@ -38,6 +38,7 @@ EXPECTED_EXIT_CODES: dict[str, int] = {
     "NotConfiguredError": EXIT_USAGE,
     "NotFoundError": EXIT_FAILURE,
     "ConflictError": EXIT_FAILURE,
+    "TooManyJobsError": EXIT_FAILURE,
     "AuthenticationError": EXIT_FAILURE,
     "PermissionDeniedError": EXIT_FAILURE,
     "StoreUnavailableError": EXIT_FAILURE,

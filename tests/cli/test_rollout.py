@@ -12,14 +12,16 @@ from typing import Any
 import pytest
 import structlog
 from click.testing import Result
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from typer.testing import CliRunner
 
 from fundmodel.cli.main import app
 from fundmodel.cli.rollout import EXIT_ALLOWED, EXIT_BLOCKED, EXIT_COMPLETE, EXIT_USAGE, EXIT_WARN_OVERDUE
 from fundmodel.db.engine import create_db_engine
+from fundmodel.db.exemption_tables import client_exemptions
 from fundmodel.db.mode_store import ModeStore
 from fundmodel.db.tables import api_keys, stage_validation_audit
+from fundmodel.db.usage_tables import stage_usage
 from fundmodel.ops.backup import backup_tables, create_backup
 from fundmodel.ops.restore import verify_backup
 from fundmodel.ops.stage_columns import stage_columns, stage_metadata
@@ -411,3 +413,162 @@ def test_production_backup_gate_threshold_is_one_hour(
     bad = runner.invoke(app, ["rollout", "status", "--database-url", url])
     assert bad.exit_code == EXIT_USAGE
     assert "FUNDMODEL_BACKUP_MAX_AGE_HOURS must be a positive number" in bad.stderr
+
+
+# --- the client gate before enforce 100 %, exemptions, dry-run gates (usage ledger rows inserted directly) --
+
+CANARY_GATES = (
+    "soak_time",
+    "canary_sample",
+    "canary_reject_ratio",
+    "canary_vs_baseline",
+    "validation_p99",
+    "no_auto_downgrade",
+)
+
+
+def ledger_row(engine: Any, client: int, kind: str, count: int, ago: timedelta) -> None:
+    """One stage_usage row as the service's flush writes it (client N is API key N, ``client-N``)."""
+    seen = datetime.now(UTC) - ago
+    with engine.begin() as connection:
+        connection.execute(
+            insert(stage_usage).values(
+                day=seen.date(),
+                client_id=f"key-{client}",
+                endpoint="POST /api/funds/{fundId}/companies",
+                field="stage",
+                kind=kind,
+                spelling="" if kind == "valid" else "mezzanine",
+                count=count,
+                first_seen_at=seen,
+                last_seen_at=seen,
+                client_name=f"client-{client}",
+            )
+        )
+
+
+@pytest.fixture
+def at_fifty(offline: tuple[CliRunner, str, Any], tmp_path: Path) -> tuple[CliRunner, str, Any, Path]:
+    """enforce 50 % with traffic from client-1 and client-2 rejected under enforce; without Prometheus the
+    canary gates have no data, so the gates file runs them dry: the client gate alone decides."""
+    runner, url, engine = offline
+    ModeStore(engine, default=ModeState(WARN)).set(
+        ENFORCE, 50, actor="pytest", reason="setup", source="rollout"
+    )
+    ledger_row(engine, 1, "valid", 900, timedelta(hours=1))
+    ledger_row(engine, 2, "valid", 60, timedelta(hours=1))
+    ledger_row(engine, 2, "rejected", 40, timedelta(minutes=30))
+    gates = tmp_path / "gates.toml"
+    gates.write_text(f"[gates]\ndry_run_gates = {json.dumps(list(CANARY_GATES))}\n")
+    return runner, url, engine, gates
+
+
+def test_the_client_gate_blocks_names_the_client_and_an_exemption_unblocks_it(
+    at_fifty: tuple[CliRunner, str, Any, Path],
+) -> None:
+    runner, url, engine, gates = at_fifty
+    status = ["rollout", "status", "--database-url", url, "--gates-file", str(gates)]
+    blocked = runner.invoke(app, status, env={"COLUMNS": "200"})
+    assert blocked.exit_code == EXIT_BLOCKED, blocked.output
+    assert "BLOCKED by clients_rejected" in blocked.stdout
+    assert "clients_rejected: client-2 sent 40 (rejected 40), last" in blocked.stdout
+    assert "dry-run: no data" in blocked.stdout
+    document = json.loads(runner.invoke(app, [*status, "--json"]).stdout)
+    [report] = document["client_gates"]
+    assert [(c["client"], c["count"], c["kinds"]) for c in report["blocking"]] == [
+        ("client-2", 40, {"rejected": 40})
+    ]
+    gate = next(g for g in document["gates"] if g["name"] == "clients_rejected")
+    assert (gate["status"], gate["blocks"]) == ("fail", True)
+    # The cohort preview's share is of the traffic the ledger counted (client-2: 100 of 1,000).
+    current = document["cohorts"][0]
+    assert current["share_basis"] == "traffic"
+    assert current["validations"] == 1000
+    refused = runner.invoke(
+        app, ["rollout", "advance", "--actor", "alice", "--database-url", url, "--gates-file", str(gates)]
+    )
+    assert refused.exit_code == EXIT_BLOCKED
+    assert "clients_rejected fail" in refused.stderr.strip().splitlines()[-1]
+    assert "soak_time" not in refused.stderr.strip().splitlines()[-1]  # dry-run gates never block
+
+    until = (datetime.now(UTC) + timedelta(days=14)).date().isoformat()
+    exempt = ["rollout", "exempt", "--database-url", url, "--actor", "carol"]
+    granted = runner.invoke(
+        app, [*exempt, "--client", "client-2", "--until", until, "--reason", "client-2 ships in Q1", "--json"]
+    )
+    assert granted.exit_code == 0, granted.output
+    change = json.loads(granted.stdout)["change"]
+    assert (change["actor"], change["reason"]) == ("carol", "client-2 ships in Q1")
+    assert change["extra"]["exemption"]["client"] == "client-2"
+    assert change["old_label"] == change["new_label"] == "enforce 50%"
+    history = runner.invoke(app, ["rollout", "history", "--database-url", url], env={"COLUMNS": "200"})
+    assert "exemption granted: client-2" in history.stdout
+    allowed = runner.invoke(app, status, env={"COLUMNS": "200"})
+    assert allowed.exit_code == EXIT_ALLOWED, allowed.output
+    assert "client-2 sent 40, exempt until" in allowed.stdout
+
+    # Expiry re-blocks by itself (the exemption's end moved into the past, as time would).
+    with engine.begin() as connection:
+        connection.execute(
+            update(client_exemptions).values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
+    assert runner.invoke(app, status).exit_code == EXIT_BLOCKED
+
+    runner.invoke(app, [*exempt, "--client", "client-2", "--until", until, "--reason", "renewed"])
+    revoked = runner.invoke(app, [*exempt, "--client", "client-2", "--revoke", "--reason", "shipped"])
+    assert revoked.exit_code == 0, revoked.output
+    assert "revoked" in revoked.stdout
+    [latest] = ModeStore(engine, default=ModeState(WARN)).audit_log(1)
+    assert (latest.actor, latest.reason, latest.extra["rollout"]["action"]) == (
+        "carol",
+        "shipped",
+        "revoke_exemption",
+    )
+    assert runner.invoke(app, status).exit_code == EXIT_BLOCKED
+
+
+def test_a_failing_dry_run_gate_never_blocks_advance(at_fifty: tuple[CliRunner, str, Any, Path]) -> None:
+    runner, url, _engine, gates = at_fifty
+    gates.write_text(f"[gates]\ndry_run_gates = {json.dumps([*CANARY_GATES, 'clients_rejected'])}\n")
+    options = ["--database-url", url, "--gates-file", str(gates)]
+    status = runner.invoke(app, ["rollout", "status", *options], env={"COLUMNS": "200"})
+    assert status.exit_code == EXIT_ALLOWED, status.output
+    assert "dry-run: would fail" in status.stdout
+    advanced = runner.invoke(app, ["rollout", "advance", "--actor", "alice", "--json", *options])
+    assert advanced.exit_code == 0, advanced.output
+    document = json.loads(advanced.stdout)
+    assert document["change"]["new_label"] == "enforce 100%"
+    gate = next(g for g in document["gates"] if g["name"] == "clients_rejected")
+    assert (gate["status"], gate["dry_run"], gate["blocks"]) == ("fail", True, False)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--client", "client-2", "--reason", "r"), "give --until to grant an exemption, or --revoke"),
+        (("--client", "nobody", "--until", "IN_A_WEEK", "--reason", "r"), "unknown client 'nobody'"),
+        (("--client", "client-2", "--until", "2099-01-01", "--reason", "r"), "more than 90d ahead"),
+        (("--client", "client-2", "--until", "2000-01-01", "--reason", "r"), "must be in the future"),
+        (("--client", "client-2", "--until", "soon", "--reason", "r"), "is not a date"),
+    ],
+)
+def test_exempt_usage_errors_are_one_line_exit_2(
+    offline: tuple[CliRunner, str, Any], args: tuple[str, ...], message: str
+) -> None:
+    runner, url, _engine = offline
+    in_a_week = (datetime.now(UTC) + timedelta(days=7)).date().isoformat()
+    args = tuple(in_a_week if arg == "IN_A_WEEK" else arg for arg in args)
+    result = runner.invoke(app, ["rollout", "exempt", *args, "--actor", "a", "--database-url", url])
+    assert result.exit_code == EXIT_USAGE, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert message in errors[0]
+
+
+def test_revoking_without_an_exemption_is_refused(offline: tuple[CliRunner, str, Any]) -> None:
+    runner, url, _engine = offline
+    result = runner.invoke(
+        app, ["rollout", "exempt", "--client", "client-2", "--revoke", "--reason", "r", "--database-url", url]
+    )
+    assert result.exit_code == EXIT_BLOCKED
+    assert "holds no exemption in force" in result.stderr

@@ -126,9 +126,17 @@ def test_every_command_is_reachable() -> None:
         "rollout advance",
         "rollout rollback",
         "rollout extend-warn",
+        "rollout exempt",
         "rollout reset-observation",
         "rollout history",
+        "rollout offenders",
+        "rollout brownout schedule",
+        "rollout brownout list",
+        "rollout brownout cancel",
         "simulate",
+        "sweep",
+        "sensitivity",
+        "backsolve",
         "db migrate",
         "db seed-demo",
         "db normalize-stages",
@@ -137,6 +145,9 @@ def test_every_command_is_reachable() -> None:
         "db verify-backup",
         "db restore",
         "db verify",
+        "db prune-usage",
+        "notifications deliver",
+        "notifications list",
     }
 
 

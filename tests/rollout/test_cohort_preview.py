@@ -68,3 +68,49 @@ def test_the_preview_agrees_with_the_per_request_mode(percent: float, named: fro
     }
     assert set(result.canary) == enforced
     assert named <= enforced
+
+
+def test_shares_are_of_recent_traffic_when_the_ledger_has_rows() -> None:
+    state = ModeState(ValidationMode.ENFORCE, 0.0, frozenset({"client-3"}))
+    traffic = {"key-1": 700, "key-3": 300, "anonymous": 0}
+    result = preview_cohort(
+        "enforce 0%", state, SEVEN, salt=SALT, now=NOW, recent=timedelta(days=7), traffic=traffic
+    )
+    assert result.share_basis == "traffic"
+    assert result.share == 0.3  # client-3 sends 300 of the 1,000 validations, not one seventh
+    assert result.client_share("client-1") == 0.7
+    assert result.client_share("client-2") == 0.0  # active (key used), but no validation counted
+    assert result.active == 7
+    document = result.to_json()
+    assert (document["share_basis"], document["validations"]) == ("traffic", 1000)
+    assert document["clients"][:2] == [
+        {"client": "client-1", "in_canary": False, "validations": 700, "traffic_share": 0.7},
+        {"client": "client-3", "in_canary": True, "validations": 300, "traffic_share": 0.3},
+    ]
+    assert "validations counted" in result.basis
+
+
+def test_a_client_only_the_ledger_knows_is_shown_by_its_id() -> None:
+    result = preview_cohort(
+        "enforce",
+        ModeState(ValidationMode.ENFORCE),
+        [],
+        salt=SALT,
+        now=NOW,
+        recent=timedelta(days=7),
+        traffic={"anonymous": 12},
+    )
+    assert result.canary == ("anonymous",)
+    assert result.share == 1.0
+
+
+def test_without_ledger_rows_the_share_falls_back_to_active_clients() -> None:
+    state = ModeState(ValidationMode.ENFORCE, 0.0, frozenset({"client-3"}))
+    result = preview_cohort(
+        "enforce 0%", state, SEVEN, salt=SALT, now=NOW, recent=timedelta(days=7), traffic={}
+    )
+    assert result.share_basis == "active_clients"
+    assert result.share == 1 / 7
+    assert result.client_share("client-3") is None
+    assert result.to_json()["clients"][0]["validations"] is None
+    assert "holds no validations" in result.basis

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from fundmodel.errors import ConfigurationError
+from fundmodel.observability.metrics import DEFAULT_VALIDATED_ENDPOINTS
 from fundmodel.rollout.config import GateConfig, format_duration, load_gate_config, parse_duration
 
 
@@ -101,3 +102,32 @@ def test_environment_defaults_sit_below_the_gates_file(tmp_path: Path) -> None:
     for bad in ("0", "-1", "nan", "soon"):
         with pytest.raises(ConfigurationError, match="FUNDMODEL_BACKUP_MAX_AGE_HOURS"):
             environment_defaults(production=False, backup_max_age_hours=bad)
+
+
+def test_client_window_exemption_cap_and_dry_run_gates_come_from_the_gates_file(tmp_path: Path) -> None:
+    defaults = load_gate_config()
+    assert (defaults.client_usage_window, defaults.max_exemption) == (timedelta(days=7), timedelta(days=90))
+    assert defaults.dry_run_gates == ()
+    path = tmp_path / "gates.toml"
+    path.write_text(
+        '[gates]\nclient_usage_window = "14d"\nmax_exemption = "30d"\n'
+        'dry_run_gates = ["clients_rejected", "validation_p99"]\n'
+    )
+    config = load_gate_config(path)
+    assert config.client_usage_window == timedelta(days=14)
+    assert config.max_exemption == timedelta(days=30)
+    assert config.dry_run_gates == ("clients_rejected", "validation_p99")
+
+
+def test_a_dry_run_gate_that_names_no_gate_is_refused_with_the_gate_names(tmp_path: Path) -> None:
+    path = tmp_path / "gates.toml"
+    path.write_text('[gates]\ndry_run_gates = ["clients_rejectd"]\n')
+    with pytest.raises(ConfigurationError, match="dry_run_gates names no gate: 'clients_rejectd'") as raised:
+        load_gate_config(path)
+    assert "clients_rejected" in str(raised.value)
+    endpoint = DEFAULT_VALIDATED_ENDPOINTS[0]
+    path.write_text(f'[gates]\ndry_run_gates = ["validations {endpoint}"]\n')
+    assert load_gate_config(path).dry_run_gates == (f"validations {endpoint}",)
+    path.write_text(f'[gates]\nendpoints = ["/api/funds"]\ndry_run_gates = ["validations {endpoint}"]\n')
+    with pytest.raises(ConfigurationError, match="names no gate"):
+        load_gate_config(path)

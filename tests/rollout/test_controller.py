@@ -11,8 +11,10 @@ import pytest
 from sqlalchemy import Engine, insert, update
 
 from fundmodel.db.engine import create_db_engine
+from fundmodel.db.exemption_tables import client_exemptions
 from fundmodel.db.mode_store import ModeStore
-from fundmodel.db.tables import funds, portfolio_companies, stage_validation_audit
+from fundmodel.db.tables import api_keys, funds, portfolio_companies, stage_validation_audit
+from fundmodel.db.usage_tables import stage_usage
 from fundmodel.errors import ConflictError, InvalidInputError, OperationRefusedError
 from fundmodel.ops.backup import backup_tables, create_backup
 from fundmodel.ops.restore import verify_backup
@@ -63,6 +65,27 @@ class Rig:
                 update(stage_validation_audit)
                 .where(stage_validation_audit.c.id == change.audit_id)
                 .values(changed_at=self.end - ago)
+            )
+
+    def usage(
+        self, client_id: str, name: str, kind: str, count: int, *, ago: timedelta = timedelta(hours=1)
+    ) -> None:
+        """One usage-ledger row, as the service's flush would write it (``ago`` before the clock)."""
+        seen = self.end - ago
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert(stage_usage).values(
+                    day=seen.date(),
+                    client_id=client_id,
+                    endpoint="POST /api/funds/{fundId}/companies",
+                    field="stage",
+                    kind=kind,
+                    spelling="" if kind in ("valid", "sum") else "mezzanine",
+                    count=count,
+                    first_seen_at=seen,
+                    last_seen_at=seen,
+                    client_name=name,
+                )
             )
 
     def backup(self) -> None:
@@ -353,6 +376,8 @@ def test_status_json_is_complete(rig: Rig) -> None:
         "comparison",
         "unit",
         "detail",
+        "dry_run",
+        "blocks",
     }
 
 
@@ -448,9 +473,14 @@ def test_reset_observation_lets_the_worst_hour_gate_recover(sqlite_rig: Rig) -> 
 
 def test_the_sunset_step_is_gated_on_alias_traffic(rig: Rig) -> None:
     rig.set(ENFORCE, 100, timedelta(days=1))
+    rig.usage("key-1", "client-1", "valid", 500)  # traffic, no alias: the client gate passes
     blocked = rig.controller("sunset_aliases").status()
     assert blocked.next_phase is Phase.SUNSET
-    assert gates(blocked) == {"sunset_traffic": GateStatus.PASS, "alias_traffic": GateStatus.FAIL}
+    assert gates(blocked) == {
+        "sunset_traffic": GateStatus.PASS,
+        "alias_traffic": GateStatus.FAIL,
+        "clients_alias": GateStatus.PASS,
+    }
     with pytest.raises(OperationRefusedError, match="alias_traffic fail"):
         rig.controller("sunset_aliases").advance(actor="alice")
     clean = rig.controller("sunset_clean")
@@ -460,3 +490,170 @@ def test_the_sunset_step_is_gated_on_alias_traffic(rig: Rig) -> None:
     assert result.change.new == Phase.SUNSET.state
     assert rig.store.read().state.aliases_rejected
     assert clean.status().verdict is Verdict.COMPLETE
+
+
+# --- client gates (usage ledger), exemptions, dry-run gates -------------------------------------------------
+
+
+def three_clients(rig: Rig) -> None:
+    """client-1 canonical, client-2 rejected by enforce (canary), client-3 unknown names under warn."""
+    from fundmodel.auth.service import create_key
+
+    for number in (1, 2, 3):
+        create_key(rig.engine, f"client-{number}")
+    rig.set(ENFORCE, 50, timedelta(hours=5))
+    rig.usage("key-1", "client-1", "valid", 1000)
+    rig.usage("key-1", "client-1", "alias", 10)  # enforce 100 % accepts aliases: not counted here
+    rig.usage("key-2", "client-2", "rejected", 40, ago=timedelta(hours=2))
+    rig.usage("key-3", "client-3", "unknown", 5, ago=timedelta(days=2))
+
+
+def test_enforce_100_is_blocked_by_the_clients_it_would_break_named(rig: Rig) -> None:
+    three_clients(rig)
+    controller = rig.controller("canary_healthy")
+    status = controller.status()
+    assert status.next_phase is Phase.ENFORCE_100
+    judged = gates(status)
+    assert judged["clients_rejected"] is GateStatus.FAIL
+    assert all(judged[name] is GateStatus.PASS for name in judged if name != "clients_rejected")
+    gate = next(g for g in status.gates if g.name == "clients_rejected")
+    assert gate.measured == 2
+    assert "client-2 40 (rejected 40)" in gate.detail
+    assert "client-3 5 (unknown 5)" in gate.detail
+    assert "WILL reject" in gate.description
+    [report] = status.client_gates
+    assert [(u.client_name, u.count) for u in report.blocking] == [("client-2", 40), ("client-3", 5)]
+    assert report.blocking[0].last_seen_at == rig.end - timedelta(hours=2)
+    document = status.to_json()["client_gates"][0]
+    assert [c["client"] for c in document["blocking"]] == ["client-2", "client-3"]
+    with pytest.raises(OperationRefusedError, match="clients_rejected fail"):
+        controller.advance(actor="alice")
+
+
+def test_exemptions_unblock_with_an_audit_row_and_expire_by_themselves(rig: Rig) -> None:
+    three_clients(rig)
+    controller = rig.controller("canary_healthy")
+    until = rig.end + timedelta(days=14)
+    with pytest.raises(InvalidInputError, match="unknown client 'nobody'"):
+        controller.exempt(actor="carol", reason="r", client="nobody", until=until)
+    with pytest.raises(InvalidInputError, match="future"):
+        controller.exempt(actor="carol", reason="r", client="client-2", until=rig.end - timedelta(hours=1))
+    with pytest.raises(InvalidInputError, match="max_exemption"):
+        controller.exempt(actor="carol", reason="r", client="client-2", until=rig.end + timedelta(days=91))
+    for client in ("client-2", "client-3"):
+        result = controller.exempt(
+            actor="carol", reason=f"{client} migrates in Q1", client=client, until=until
+        )
+        assert result.change is not None
+    [latest] = rig.store.audit_log(1)
+    assert (latest.actor, latest.reason, latest.source) == ("carol", "client-3 migrates in Q1", "rollout")
+    assert latest.extra["rollout"]["action"] == "exempt_client"
+    assert latest.extra["exemption"]["client"] == "client-3"
+    assert latest.old == latest.new  # the mode is unchanged
+    status = controller.status()
+    assert gates(status)["clients_rejected"] is GateStatus.PASS
+    [report] = status.client_gates
+    assert report.blocking == ()
+    assert [(u.client_name, e.granted_by) for u, e in report.exempt] == [
+        ("client-2", "carol"),
+        ("client-3", "carol"),
+    ]
+    assert {e.client_name for e in status.exemptions} == {"client-2", "client-3"}
+    # Expiry needs no job: once client-3's exemption has run out it blocks again.
+    with rig.engine.begin() as connection:
+        connection.execute(
+            update(client_exemptions)
+            .where(client_exemptions.c.client_name == "client-3")
+            .values(expires_at=rig.end - timedelta(minutes=1))
+        )
+    expired = controller.status()
+    assert gates(expired)["clients_rejected"] is GateStatus.FAIL
+    assert [u.client_name for u in expired.client_gates[0].blocking] == ["client-3"]
+    # A revoke is audited too, and re-blocks at once.
+    with pytest.raises(OperationRefusedError, match="no exemption in force"):
+        controller.revoke_exemption(actor="dave", reason="expired anyway", client="client-3")
+    controller.revoke_exemption(actor="dave", reason="client-2 broke its promise", client="client-2")
+    [revoke] = rig.store.audit_log(1)
+    assert (revoke.actor, revoke.extra["rollout"]["action"]) == ("dave", "revoke_exemption")
+    assert gates(controller.status())["clients_rejected"] is GateStatus.FAIL
+    # Granted again (renewed): unblocks, and advance goes through on the passing gates.
+    for client in ("client-2", "client-3"):
+        controller.exempt(actor="carol", reason="renewed", client=client, until=until)
+    result = controller.advance(actor="alice")
+    assert result.change is not None
+    assert result.change.new == Phase.ENFORCE_100.state
+
+
+def test_a_regrant_replaces_the_exemption_in_force(rig: Rig) -> None:
+    three_clients(rig)
+    controller = rig.controller("canary_healthy")
+    controller.exempt(actor="c", reason="first", client="client-2", until=rig.end + timedelta(days=3))
+    second = controller.exempt(
+        actor="c", reason="longer", client="client-2", until=rig.end + timedelta(days=9)
+    )
+    assert "replaces exemption #1" in second.message
+    [held] = [e for e in controller.status().exemptions if e.client_name == "client-2"]
+    assert (held.reason, held.expires_at) == ("longer", rig.end + timedelta(days=9))
+
+
+def test_an_empty_ledger_is_no_data_not_a_pass(rig: Rig) -> None:
+    rig.set(ENFORCE, 50, timedelta(hours=5))
+    gate = next(g for g in rig.controller("canary_healthy").status().gates if g.name == "clients_rejected")
+    assert gate.status is GateStatus.NO_DATA
+    assert "usage ledger counted no validation" in gate.detail
+
+
+def test_a_revoked_key_breaks_nobody(rig: Rig) -> None:
+    three_clients(rig)
+    with rig.engine.begin() as connection:
+        connection.execute(
+            update(api_keys).where(api_keys.c.name.in_(["client-2", "client-3"])).values(revoked_at=rig.end)
+        )
+    status = rig.controller("canary_healthy").status()
+    assert gates(status)["clients_rejected"] is GateStatus.PASS
+    assert [u.client_name for u in status.client_gates[0].revoked] == ["client-2", "client-3"]
+
+
+def test_a_dry_run_gate_that_fails_never_blocks_advance(rig: Rig) -> None:
+    three_clients(rig)
+    controller = rig.controller("canary_healthy", dry_run_gates=("clients_rejected",))
+    status = controller.status()
+    gate = next(g for g in status.gates if g.name == "clients_rejected")
+    assert (gate.status, gate.dry_run, gate.blocks) == (GateStatus.FAIL, True, False)
+    assert gate.verdict_label == "dry-run: would fail"
+    assert status.verdict is Verdict.ALLOWED
+    result = controller.advance(actor="alice")
+    assert result.change is not None
+    assert result.change.new == Phase.ENFORCE_100.state
+    [audit] = rig.store.audit_log(1)
+    recorded = {g["name"]: g for g in audit.extra["rollout"]["gates"]}
+    assert (recorded["clients_rejected"]["status"], recorded["clients_rejected"]["dry_run"]) == ("fail", True)
+
+
+def test_the_sunset_client_gate_names_alias_senders(rig: Rig) -> None:
+    three_clients(rig)
+    rig.set(ENFORCE, 100, timedelta(days=1))
+    status = rig.controller("sunset_clean").status()
+    assert status.next_phase is Phase.SUNSET
+    judged = gates(status)
+    assert judged["clients_alias"] is GateStatus.FAIL
+    assert [u.client_name for u in status.client_gates[0].blocking] == ["client-1"]
+
+
+def test_the_cohort_preview_shares_recent_traffic(rig: Rig) -> None:
+    three_clients(rig)
+    # Nobody by hash (0 %), client-2 by name: the canary holds exactly the client that sends 40 of 1,055.
+    rig.store.set(ENFORCE, 0, actor="pytest", reason="name", source="rollout", canary_clients=["client-2"])
+    current = rig.controller("canary_healthy").status().cohorts[0]
+    assert current.share_basis == "traffic"
+    assert current.canary == ("client-2",)
+    assert current.total_validations == 1000 + 10 + 40 + 5
+    assert current.share == pytest.approx(40 / 1055)
+    document = current.to_json()
+    assert document["share_basis"] == "traffic"
+    assert document["clients"][0] == {
+        "client": "client-1",
+        "in_canary": False,
+        "validations": 1010,
+        "traffic_share": pytest.approx(1010 / 1055),
+    }

@@ -8,12 +8,15 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from fundmodel.rollout.config import GateConfig
+from fundmodel.rollout.config import GateConfig, gate_names
 from fundmodel.rollout.data_checks import DataFacts
 from fundmodel.rollout.gate_catalogue import (
     CanaryEvidence,
+    ClientEvidence,
     SunsetEvidence,
     WarnEvidence,
+    alias_clients_gate,
+    breaking_clients_gate,
     canary_gates,
     canary_window,
     sunset_gates,
@@ -178,3 +181,16 @@ def test_sunset_gates_want_no_alias_on_real_traffic() -> None:
     assert aliases == {"sunset_traffic": PASS, "alias_traffic": FAIL}
     quiet = statuses(sunset_gates(CONFIG, replace(clean, all_validations=Measurement(10.0))))
     assert quiet == {"sunset_traffic": NO_DATA, "alias_traffic": NO_DATA}
+
+
+def test_every_gate_the_catalogue_reports_has_a_name_dry_run_gates_accept() -> None:
+    clients = ClientEvidence(CONFIG.client_usage_window, NOW - CONFIG.client_usage_window, (), 0)
+    reported = [
+        *traffic_gates(CONFIG, {endpoint: Measurement(0.0) for endpoint in CONFIG.endpoints}),
+        *warn_gates(CONFIG, warn_evidence()),
+        *canary_gates(CONFIG, 10.0, canary_evidence()),
+        *sunset_gates(CONFIG, SunsetEvidence(CONFIG.sunset_window, Measurement(0.0), Measurement(0.0))),
+        breaking_clients_gate(clients)[0],
+        alias_clients_gate(clients)[0],
+    ]
+    assert {gate.name for gate in reported} == gate_names(CONFIG.endpoints)

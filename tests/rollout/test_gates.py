@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,6 +10,7 @@ from fundmodel.rollout.gates import (
     GateResult,
     GateStatus,
     Measurement,
+    as_dry_run,
     evaluate_gate,
     judged_on,
     overall,
@@ -152,3 +154,22 @@ def test_overall_passes_only_when_every_gate_passes(statuses: list[GateStatus]) 
         assert result is GateStatus.FAIL
     else:
         assert result is GateStatus.NO_DATA  # includes "no gates at all"
+
+
+@given(st.lists(st.tuples(st.sampled_from(list(GateStatus)), st.booleans()), min_size=1, max_size=8))
+def test_dry_run_gates_never_change_the_verdict(gates: list[tuple[GateStatus, bool]]) -> None:
+    marked = [replace(_gate(status), dry_run=dry) for status, dry in gates]
+    blocking = [gate for gate in marked if not gate.dry_run]
+    # A dry-run gate is reported, never counted: the verdict is that of the others alone.
+    assert overall(marked) is (overall(blocking) if blocking else GateStatus.PASS)
+    assert all(not gate.blocks for gate in marked if gate.dry_run)
+
+
+def test_dry_run_gates_are_labelled_with_what_they_would_do() -> None:
+    named = as_dry_run([_gate(GateStatus.FAIL), replace(_gate(GateStatus.PASS), name="other")], ["g"])
+    assert [(g.name, g.dry_run) for g in named] == [("g", True), ("other", False)]
+    assert named[0].verdict_label == "dry-run: would fail"
+    assert replace(named[0], status=GateStatus.PASS).verdict_label == "dry-run: would pass"
+    assert replace(named[0], status=GateStatus.NO_DATA).verdict_label == "dry-run: no data"
+    assert named[1].verdict_label == "pass"
+    assert overall(named) is GateStatus.PASS

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import anyio
 import anyio.to_thread
 import structlog
 
+from fundmodel.api.brownout_edges import BrownoutEdges
+from fundmodel.db.brownout_store import BrownoutSchedule
 from fundmodel.db.mode_store import ModeStore
 from fundmodel.observability.metrics import ServiceMetrics
 from fundmodel.validation import ModeState
+from fundmodel.validation.brownout import effective_state
 
 _log = structlog.get_logger("fundmodel.mode")
 
 
-async def refresh_mode_forever(store: ModeStore, metrics: ServiceMetrics, ttl_seconds: float) -> None:
-    """Poll every half TTL, so the cached mode is never older than the TTL while the store answers."""
+async def refresh_mode_forever(
+    store: ModeStore,
+    metrics: ServiceMetrics,
+    ttl_seconds: float,
+    brownouts: BrownoutSchedule,
+    brownout_edges: BrownoutEdges,
+) -> None:
+    """Poll every half TTL, so the cached mode and brownout windows are never older than the TTL while
+    the store answers; the mode gauges show the mode in force, a brownout included."""
     interval = ttl_seconds / 2
     # Its own limiter: a saturated request thread pool must not delay the refresh.
     limiter = anyio.CapacityLimiter(1)
@@ -22,6 +34,7 @@ async def refresh_mode_forever(store: ModeStore, metrics: ServiceMetrics, ttl_se
     failing = False
     while True:
         ok = await anyio.to_thread.run_sync(store.refresh, limiter=limiter)
+        ok = await anyio.to_thread.run_sync(brownouts.refresh, limiter=limiter) and ok
         if ok:
             if failing:
                 _log.info("mode_store_recovered")
@@ -31,7 +44,9 @@ async def refresh_mode_forever(store: ModeStore, metrics: ServiceMetrics, ttl_se
             if not failing:
                 _log.warning("mode_store_unreachable", keeping=store.current().describe())
             failing = True
-        current = store.current()
+        now = datetime.now(UTC)
+        current = effective_state(store.current(), brownouts.windows(), now)
+        await anyio.to_thread.run_sync(brownout_edges.observe, now, limiter=limiter)
         if current != previous:
             metrics.set_mode(current.mode.value, current.canary_percent)
             if previous is not None:

@@ -33,6 +33,7 @@ from fundmodel.errors import (
     PermissionDeniedError,
     StageValidationError,
     StoreUnavailableError,
+    TooManyJobsError,
     WebhookPayloadError,
 )
 
@@ -52,6 +53,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[FundmodelError], int], ...] = (
     (ConflictError, 409),
     (AuthenticationError, 401),
     (PermissionDeniedError, 403),
+    (TooManyJobsError, 429),
     (StoreUnavailableError, 503),
     (NotConfiguredError, 503),
 )
@@ -153,6 +155,8 @@ def _fundmodel_problem(request: Request, error: FundmodelError) -> JSONResponse:
         headers["WWW-Authenticate"] = 'Bearer realm="fundmodel"'
     if isinstance(error, StoreUnavailableError):
         headers["Retry-After"] = str(STORE_RETRY_AFTER_SECONDS)
+    if isinstance(error, TooManyJobsError):
+        headers["Retry-After"] = str(error.retry_after_seconds)
     return problem_response(
         status,
         error.code,
@@ -353,11 +357,19 @@ def problem_responses(
     }
     if 503 in responses:
         responses[503]["headers"] = {"Retry-After": _RETRY_AFTER_DOC}
+    if 429 in responses:
+        responses[429]["headers"] = {"Retry-After": _JOBS_RETRY_AFTER_DOC}
     return responses
 
 
 _RETRY_AFTER_DOC: dict[str, Any] = {
     "description": "Seconds to wait before retrying (database outages).",
+    "schema": {"type": "integer", "minimum": 0},
+}
+
+
+_JOBS_RETRY_AFTER_DOC: dict[str, Any] = {
+    "description": "Seconds to wait before submitting again (a running job may have finished by then).",
     "schema": {"type": "integer", "minimum": 0},
 }
 
@@ -372,5 +384,7 @@ _PROBLEM_DESCRIPTIONS = {
     409: "Conflict: a version changed since read, or a unique name is taken.",
     415: "The request body is not sent as JSON (`Content-Type: application/json`).",
     422: "Malformed input (in every validation mode), or a limit was exceeded.",
+    429: "Too many queued and running jobs for this client (`TOO_MANY_JOBS`); `Retry-After` says when "
+    "to retry.",
     503: "A backing store is unavailable; `Retry-After` (when sent) says when to try again.",
 }

@@ -15,14 +15,17 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from fundmodel.auth.models import Principal
+from fundmodel.db.brownout_store import BrownoutSchedule
 from fundmodel.db.mode_store import ModeStore
 from fundmodel.observability.metrics import ServiceMetrics
 from fundmodel.observability.offenders import OffenderLogSampler
 from fundmodel.stages import Stage
+from fundmodel.usage.ledger import UsageLedger
 from fundmodel.validation import (
     ClientMode,
     Decision,
     DeprecationPolicy,
+    Outcome,
     StageDecision,
     ValidationMode,
     validate_stage,
@@ -30,6 +33,7 @@ from fundmodel.validation import (
     validate_stage_keys,
     validation_headers,
 )
+from fundmodel.validation.brownout import effective_state
 
 _Value = TypeVar("_Value")
 
@@ -55,15 +59,20 @@ class StageValidator:
         self,
         *,
         mode_store: ModeStore,
+        brownouts: BrownoutSchedule,
         metrics: ServiceMetrics,
         offenders: OffenderLogSampler,
         policy: DeprecationPolicy,
         canary_salt: str,
         deprecations_url: str = DEPRECATIONS_PATH,
+        usage: UsageLedger | None = None,
     ) -> None:
         self._mode_store = mode_store
+        self._brownouts = brownouts
         self._metrics = metrics
         self._offenders = offenders
+        # The per-client usage ledger (None: not counted, e.g. the benchmark's "before" run).
+        self._usage = usage
         self.policy = policy
         self._salt = canary_salt
         self._deprecations_url = deprecations_url
@@ -71,12 +80,14 @@ class StageValidator:
         self._headers: dict[tuple[ValidationMode, bool], dict[str, str]] = {}
 
     def for_request(self, principal: Principal, context: RequestContext) -> RequestStageValidation:
-        client_mode = self._mode_store.current().mode_for_client(
-            principal.client_id, salt=self._salt, client_name=principal.name
-        )
+        now = datetime.now(UTC)
+        # A brownout window in force raises the stored state; its edges are exact on every worker because
+        # they are compared with this request's time, not with when the cache was refreshed.
+        state = effective_state(self._mode_store.current(), self._brownouts.windows(), now)
+        client_mode = state.mode_for_client(principal.client_id, salt=self._salt, client_name=principal.name)
         # After the Sunset date, enforce rejects deprecated aliases too.
         # The rollout's Sunset step (``client_mode.aliases_rejected``) does the same before the date.
-        aliases_accepted = not (client_mode.aliases_rejected or self.policy.sunset_passed(datetime.now(UTC)))
+        aliases_accepted = not (client_mode.aliases_rejected or self.policy.sunset_passed(now))
         return RequestStageValidation(self, principal, context, client_mode, aliases_accepted)
 
     def headers(self, mode: ValidationMode, deprecated_input: bool) -> dict[str, str]:
@@ -95,12 +106,20 @@ class StageValidator:
         validation: RequestStageValidation,
         decision: Decision[object],
         seconds: float,
+        field: str,
     ) -> None:
         mode = validation.client_mode.mode.value
         endpoint = validation.context.endpoint
         self._metrics.observe_validation(
             endpoint, mode, decision.outcome.value, validation.client_mode.cohort.value, seconds
         )
+        if self._usage is not None and decision.outcome is not Outcome.MALFORMED:
+            principal = validation.principal
+            endpoint_label = self._metrics.endpoint_label(endpoint)
+            if decision.uses:
+                self._usage.record(principal.client_id, principal.name, endpoint_label, field, decision.uses)
+            else:
+                self._usage.record_valid(principal.client_id, principal.name, endpoint_label, field)
         if decision.offending_names:
             self._offenders.log_offender(
                 endpoint=endpoint,
@@ -131,7 +150,7 @@ class RequestStageValidation:
         decision = validate_stage_distribution(
             raw, self.client_mode.mode, field=field, aliases_accepted=self.aliases_accepted
         )
-        self._absorb(decision, time.perf_counter() - started)
+        self._absorb(decision, time.perf_counter() - started, field)
         return dict(decision.weights)
 
     def stage(self, raw: object, *, field: str = "stage") -> StageDecision:
@@ -140,7 +159,7 @@ class RequestStageValidation:
         decision = validate_stage(
             raw, self.client_mode.mode, field=field, aliases_accepted=self.aliases_accepted
         )
-        self._absorb(decision, time.perf_counter() - started)
+        self._absorb(decision, time.perf_counter() - started, field)
         return decision
 
     def stage_keyed(self, raw: Mapping[str, _Value], *, field: str) -> dict[Stage, _Value]:
@@ -155,15 +174,15 @@ class RequestStageValidation:
         decision = validate_stage_keys(
             raw.keys(), self.client_mode.mode, field=field, aliases_accepted=self.aliases_accepted
         )
-        self._absorb(decision, time.perf_counter() - started)
+        self._absorb(decision, time.perf_counter() - started, field)
         return {stage: raw[key] for key, stage in decision.stages.items()}
 
     def response_headers(self) -> dict[str, str]:
         """Deprecation / Sunset / Link / X-Stage-Validation-Mode for this request (none in off)."""
         return self.validator.headers(self.client_mode.mode, self.deprecated_input)
 
-    def _absorb(self, decision: Decision[object], seconds: float) -> None:
-        self.validator.record(self, decision, seconds)
+    def _absorb(self, decision: Decision[object], seconds: float, field: str) -> None:
+        self.validator.record(self, decision, seconds, field)
         self.deprecated_input = self.deprecated_input or decision.deprecated_input
         self.warnings.extend(warning.to_json() for warning in decision.warnings)
         if decision.error is not None:

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from fundmodel.api.stage_validation import StageValidator
 from fundmodel.auth.cache import PrincipalCache
+from fundmodel.db.brownout_store import BrownoutSchedule
 from fundmodel.db.mode_store import ModeStore
 from fundmodel.observability.metrics import ServiceMetrics
 from fundmodel.settings import Settings
@@ -20,6 +21,7 @@ class AppState:
     settings: Settings
     engine: Engine
     mode_store: ModeStore
+    brownouts: BrownoutSchedule
     registry: CollectorRegistry
     metrics: ServiceMetrics
     validator: StageValidator

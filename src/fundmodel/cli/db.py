@@ -48,7 +48,9 @@ def create_db_group() -> typer.Typer:
 def register(app: typer.Typer) -> None:
     """``fundmodel db``: the schema commands here plus the data operations of :mod:`fundmodel.cli.db_ops`."""
     from fundmodel.cli.db_ops import register_db_ops
+    from fundmodel.cli.usage_ops import register_usage_ops
 
     group = create_db_group()
     register_db_ops(group)
+    register_usage_ops(group)
     app.add_typer(group, name="db")

@@ -33,7 +33,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "mode": ("fundmodel.cli.mode", "register"),
     "rollout": ("fundmodel.cli.rollout", "register"),
     "simulate": ("fundmodel.cli.simulate", "register"),
+    "sweep": ("fundmodel.cli.sweep", "register"),
+    "sensitivity": ("fundmodel.cli.sweep", "register"),
+    "backsolve": ("fundmodel.cli.sweep", "register"),
     "db": ("fundmodel.cli.db", "register"),
+    "notifications": ("fundmodel.cli.notifications", "register"),
 }
 
 

@@ -1,5 +1,5 @@
-"""``fundmodel rollout``: status, advance, rollback, extend-warn, reset-observation and history of the
-stage-validation rollout.
+"""``fundmodel rollout``: status, advance, rollback, extend-warn, exempt, reset-observation and history of
+the stage-validation rollout.
 
 Exit codes of ``status``: 0 the next step is allowed, 1 it is blocked (a gate fails or has no data),
 3 warn has lasted longer than ``MAX_WARN_DURATION``, 4 the rollout is complete (nothing to advance);
@@ -13,14 +13,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 from sqlalchemy import Engine
 
 from fundmodel.cli.common import (
@@ -37,19 +35,20 @@ from fundmodel.cli.common import (
     EXIT_USAGE as EXIT_USAGE,  # re-exported: the exit codes of every rollout command, in one place
 )
 from fundmodel.cli.database import missing_schema_explained, open_existing_database
+from fundmodel.cli.rollout_brownout import add_brownout_commands
+from fundmodel.cli.rollout_offenders import add_offenders_command
+from fundmodel.cli.rollout_view import change_json, gate_from_json, gates_table, render_history, render_status
 from fundmodel.db.mode_store import ModeChange, ModeStore
 from fundmodel.errors import FundmodelError, InvalidInputError
 from fundmodel.observability.logging import configure_logging
 from fundmodel.observability.mode_events import log_mode_change
-from fundmodel.rollout.config import environment_defaults, format_duration, load_gate_config
+from fundmodel.rollout.config import environment_defaults, load_gate_config
 from fundmodel.rollout.controller import RolloutController
 from fundmodel.rollout.data_checks import StoredDataChecks
-from fundmodel.rollout.gates import GateResult, GateStatus
-from fundmodel.rollout.history import RESET_OBSERVATION_ACTION, START_ACTION
 from fundmodel.rollout.measurements import PrometheusMeasurements
-from fundmodel.rollout.phases import CANARY_PHASES, Phase, parse_phase, phase_label, phase_of
+from fundmodel.rollout.phases import Phase, parse_phase
 from fundmodel.rollout.prometheus import PrometheusClient
-from fundmodel.rollout.status import RolloutStatus, StepResult, Verdict, WarnCap, gate_json
+from fundmodel.rollout.status import StepResult, Verdict, gate_json
 from fundmodel.validation import ModeState
 
 EXIT_ALLOWED = 0
@@ -64,7 +63,6 @@ STATUS_EXIT_CODES = {
 }
 BACKUP_MAX_AGE_VARIABLE = "FUNDMODEL_BACKUP_MAX_AGE_HOURS"
 """Shared with ``normalize-stages --apply``'s backup gate (its ``--max-backup-age-hours`` envvar)."""
-_COLOURS = {GateStatus.PASS: "green", GateStatus.FAIL: "red", GateStatus.NO_DATA: "yellow"}
 
 PrometheusUrlOption = Annotated[
     str | None,
@@ -145,152 +143,6 @@ def _actor(explicit: str | None) -> str:
 # --- rendering -----------------------------------------------------------------------------------
 
 
-def _value(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit == "ratio":
-        return f"{value:.3%}"
-    if unit == "seconds":
-        return f"{value * 1e6:.0f} µs" if value < 0.001 else f"{value * 1e3:.3f} ms"
-    if unit == "duration":
-        return format_duration(timedelta(seconds=value))
-    if unit == "count":
-        return f"{value:,.0f}"
-    return f"{value:g}"
-
-
-def _gates_table(gates: tuple[GateResult, ...] | list[GateResult], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("gate", "measured", "threshold", "status", "detail"):
-        table.add_column(column, overflow="fold", no_wrap=column != "detail")
-    for gate in gates:
-        colour = _COLOURS[gate.status]
-        table.add_row(
-            gate.name,
-            _value(gate.measured, gate.unit),
-            f"{gate.comparison} {_value(gate.threshold, gate.unit)}",
-            f"[{colour}]{gate.status.value}[/]",
-            Text(gate.detail or gate.description),
-        )
-    return table
-
-
-def _when(moment: datetime | None) -> str:
-    return "unknown" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-
-
-def _render_cohorts(status: RolloutStatus, console: Console) -> None:
-    for preview in status.cohorts:
-        if not preview.canary_step and not preview.canary:
-            continue  # warn or off: nobody is enforced, nothing to preview
-        share = "-" if preview.share is None else f"{preview.share:.0%} of {preview.active} active clients"
-        canary = ", ".join(preview.canary) if preview.canary else "none"
-        console.print(Text(f"canary at {preview.step}: {canary} ({share})"))
-        suggestion = preview.suggestion()
-        if suggestion is not None:
-            console.print(Text(f"  {suggestion}"), style="yellow")
-    if status.cohorts:
-        console.print(Text(f"  (clients: {status.cohorts[0].basis})"), style="dim")
-
-
-def _render_status(status: RolloutStatus, console: Console) -> None:
-    since = status.time_in_phase
-    origin = " (the store's first record)" if status.since_source == "first_record" else ""
-    held = (
-        f"since {_when(status.entered_at)}{origin} ({format_duration(since)})"
-        if since is not None
-        else "since: not recorded (no audited change)"
-    )
-    console.print(f"[bold]phase[/]: {status.phase_label}  {held}")
-    state = status.stored.state
-    if state.canary_clients:
-        effect = (
-            "" if status.phase in CANARY_PHASES or phase_of(state) is None else " (no effect in this phase)"
-        )
-        console.print(Text(f"named canary clients: {', '.join(state.sorted_clients)}{effect}"))
-    reset = status.observation_reset
-    if reset is not None:
-        console.print(Text(reset.describe()))
-    _render_cohorts(status, console)
-    if status.next_phase is None:
-        console.print(
-            "[green]rollout complete[/]: enforce applies to every client and deprecated aliases are rejected"
-        )
-    else:
-        console.print(_gates_table(status.gates, f"gates for the next step: {status.next_phase.label}"))
-    if status.warn_cap is not None:
-        _render_warn_cap(status.warn_cap, console)
-    _render_verdict(status, console)
-
-
-def _render_warn_cap(cap: WarnCap, console: Console) -> None:
-    """The ``MAX_WARN_DURATION`` deadline, or - once it has passed - the choices left."""
-    if cap.exceeded:
-        console.print(
-            f"[bold red]warn has lasted longer than MAX_WARN_DURATION ({format_duration(cap.limit)})[/]"
-            f": warn since {_when(cap.active_since)}, deadline {_when(cap.deadline)}. Choose:"
-        )
-        for number, choice in enumerate(cap.choices, start=1):
-            console.print(f"  {number}.", Text(choice))
-    elif cap.deadline is not None:
-        console.print(f"warn deadline (MAX_WARN_DURATION): {_when(cap.deadline)}")
-
-
-def _render_verdict(status: RolloutStatus, console: Console) -> None:
-    """The closing line: ALLOWED with the command that advances, or BLOCKED with the failing gates."""
-    if status.allowed and status.next_phase is not None:
-        console.print(
-            f"[bold green]ALLOWED[/]: `fundmodel rollout advance` moves to {status.next_phase.label}"
-        )
-    elif status.verdict is not Verdict.COMPLETE:
-        blocking = [g.name for g in status.gates if g.status is not GateStatus.PASS]
-        console.print(f"[bold red]BLOCKED[/] by {', '.join(blocking)}")
-
-
-def _render_history(changes: list[ModeChange], console: Console) -> None:
-    table = Table(title="stage-validation mode changes, newest first", title_justify="left")
-    for column in ("id", "time", "change", "source", "actor", "reason"):
-        table.add_column(column, overflow="fold")
-    for change in changes:
-        table.add_row(
-            str(change.audit_id),
-            _when(change.changed_at),
-            _change_label(change),
-            change.source,
-            Text(change.actor),
-            Text(change.reason),
-        )
-    console.print(table)
-
-
-def _change_label(change: ModeChange) -> str:
-    action = (
-        change.extra.get("rollout", {}).get("action")
-        if isinstance(change.extra.get("rollout"), dict)
-        else None
-    )
-    if action == START_ACTION:
-        return f"first-run state: {phase_label(change.new)}"
-    if action == RESET_OBSERVATION_ACTION:
-        return f"observation restarted at {phase_label(change.new)}"
-    return f"{phase_label(change.old)} -> {phase_label(change.new)}"
-
-
-def change_json(change: ModeChange) -> dict[str, Any]:
-    return {
-        "id": change.audit_id,
-        "changed_at": change.changed_at.isoformat(),
-        "old": {"mode": change.old.mode.value, "canary_percent": change.old.canary_percent},
-        "new": {"mode": change.new.mode.value, "canary_percent": change.new.canary_percent},
-        "old_label": phase_label(change.old),
-        "new_label": phase_label(change.new),
-        "source": change.source,
-        "actor": change.actor,
-        "reason": change.reason,
-        "extra": change.extra,
-    }
-
-
 def _print_step(result: StepResult, *, as_json: bool, with_gates: bool = False) -> None:
     """What a step did: its message, or the JSON document with the change (and the gates it passed)."""
     if not as_json:
@@ -328,7 +180,7 @@ def status_command(
     if as_json:
         print_json({"ok": True, **status.to_json()})
     else:
-        _render_status(status, Console())
+        render_status(status, Console())
     raise typer.Exit(STATUS_EXIT_CODES[status.verdict])
 
 
@@ -374,8 +226,8 @@ def advance_command(
             except FundmodelError as exc:
                 gates = exc.extra.get("gates")
                 if gates and not as_json:
-                    shown = [GateResult(**{**g, "status": GateStatus(g["status"])}) for g in gates]
-                    Console(stderr=True).print(_gates_table(shown, "gates"))
+                    shown = [gate_from_json(g) for g in gates]
+                    Console(stderr=True).print(gates_table(shown, "gates"))
                 raise
     _log_change(result.change)
     _print_step(result, as_json=as_json, with_gates=True)
@@ -418,6 +270,39 @@ def extend_warn_command(
     _print_step(result, as_json=as_json)
 
 
+@rollout_app.command("exempt")
+def exempt_command(
+    client: Annotated[str, typer.Option("--client", metavar="NAME", help="The client's API key name.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the client may wait (audited).")],
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="When the exemption ends by itself (YYYY-MM-DD or ISO 8601, UTC)."),
+    ] = None,
+    revoke: Annotated[
+        bool, typer.Option("--revoke", help="End the client's exemption now instead of granting one.")
+    ] = False,
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+    gates_file: GatesFileOption = None,
+) -> None:
+    """Exempt one client from the client gates (enforce 100 %, sunset) until a date, or --revoke it."""
+    with one_line_errors(as_json):
+        if revoke == (until is not None):
+            raise InvalidInputError(
+                "give --until to grant an exemption, or --revoke to end one", field="until"
+            )
+        who = _actor(actor)
+        sources = _Sources(database_url, None, gates_file, DEFAULT_BACKUP_DIR)
+        with _controller(sources) as controller:
+            if until is None:
+                result = controller.revoke_exemption(actor=who, reason=reason, client=client)
+            else:
+                deadline = _parse_until(until)
+                result = controller.exempt(actor=who, reason=reason, client=client, until=deadline)
+    _print_step(result, as_json=as_json)
+
+
 @rollout_app.command("reset-observation")
 def reset_observation_command(
     reason: Annotated[str, typer.Option("--reason", help="Why the observation starts over (audited).")],
@@ -446,7 +331,7 @@ def history_command(
     if as_json:
         print_json({"ok": True, "changes": [change_json(c) for c in changes]})
     else:
-        _render_history(changes, Console())
+        render_history(changes, Console())
 
 
 def _parse_until(text: str) -> datetime:
@@ -457,6 +342,11 @@ def _parse_until(text: str) -> datetime:
             f"--until {text!r} is not a date (YYYY-MM-DD or ISO 8601)", field="until"
         ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# Defined in its own module (it reads the usage ledger, not the rollout controller).
+add_offenders_command(rollout_app)
+add_brownout_commands(rollout_app)
 
 
 def register(app: typer.Typer) -> None:

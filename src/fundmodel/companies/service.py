@@ -1,4 +1,4 @@
-"""Company queries and the all-or-nothing allocation update."""
+"""Company queries, the all-or-nothing allocation update and the update of one company's data."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, Select, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fundmodel.companies.models import (
@@ -16,6 +16,8 @@ from fundmodel.companies.models import (
     Company,
     CompanyCreate,
     CompanyPage,
+    CompanyStatus,
+    CompanyUpdate,
 )
 from fundmodel.db.stage_guard import refused_by_stage_guard
 from fundmodel.db.tables import portfolio_companies
@@ -26,6 +28,17 @@ from fundmodel.pagination import fetch_page
 from fundmodel.stages import STAGE_ORDER, Stage, normalize_stage
 
 _SHOWN_IDS = 10
+INVALID_COMPANY_DATA = "INVALID_COMPANY_DATA"
+# The forecast columns a create or an update writes as sent (snake_case, as in the models and the table).
+_FORECAST_FIELDS = (
+    "entry_date",
+    "ownership",
+    "last_round_post_money",
+    "last_round_date",
+    "status",
+    "realized_proceeds",
+)
+_UPDATABLE_FIELDS = ("invested", *_FORECAST_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +81,7 @@ def create_company(engine: Engine, fund_id: int, body: CompanyCreate, stored_sta
     Under off/warn that may be an unknown name, which the canonical-stage guard (``db constrain-stages``)
     refuses: that is the client's input being rejected, a 400 ``STAGE_GUARD_REJECTED``, never a 500.
     """
+    check_company_data(body.status, body.realized_proceeds)
     now = datetime.now(UTC)
     try:
         with engine.begin() as connection:
@@ -80,6 +94,7 @@ def create_company(engine: Engine, fund_id: int, body: CompanyCreate, stored_sta
                     stage=stored_stage,
                     invested=body.invested,
                     reserve_allocation=body.reserve_allocation,
+                    **{name: getattr(body, name) for name in _FORECAST_FIELDS},
                     version=1,
                     created_at=now,
                     updated_at=now,
@@ -91,6 +106,80 @@ def create_company(engine: Engine, fund_id: int, body: CompanyCreate, stored_sta
             raise _stage_guard_rejected(stored_stage, field="stage") from None
         raise
     return to_company(row._mapping)
+
+
+def check_company_data(status: CompanyStatus, realized_proceeds: float | None) -> None:
+    """Realized proceeds belong to a position that has ended: 422 ``INVALID_COMPANY_DATA`` otherwise.
+
+    An exit without its proceeds would leave the forecast to guess what the fund received; a write-off
+    without them recovered nothing (0).
+    """
+    if status is CompanyStatus.ACTIVE and realized_proceeds is not None:
+        raise InvalidInputError(
+            "realizedProceeds: an active company has no realized proceeds; send status `exited` or "
+            "`written_off` with them, or realizedProceeds null",
+            code=INVALID_COMPANY_DATA,
+            field="realizedProceeds",
+        )
+    if status is CompanyStatus.EXITED and realized_proceeds is None:
+        raise InvalidInputError(
+            "realizedProceeds: an exited company needs the proceeds the fund received (0 if none)",
+            code=INVALID_COMPANY_DATA,
+            field="realizedProceeds",
+        )
+
+
+def get_company(engine: Engine, fund_id: int, company_id: int) -> Company:
+    with engine.connect() as connection:
+        require_fund(connection, fund_id)
+        row = connection.execute(_company_query(fund_id, company_id)).first()
+    if row is None:
+        raise NotFoundError(f"company {company_id} is not in fund {fund_id}")
+    return to_company(row._mapping)
+
+
+def update_company(engine: Engine, fund_id: int, company_id: int, body: CompanyUpdate) -> Company:
+    """Change the fields sent (null clears an optional one) if ``body.version`` is still current (else 409).
+
+    The consistency of status and proceeds is judged on the company as it would be after the update.
+    """
+    changes = {name: getattr(body, name) for name in _UPDATABLE_FIELDS if name in body.model_fields_set}
+    if not changes:
+        raise InvalidInputError("nothing to update: send at least one field besides version", field="(body)")
+    table = portfolio_companies
+    with engine.begin() as connection:
+        require_fund(connection, fund_id)
+        current = connection.execute(_company_query(fund_id, company_id).with_for_update()).first()
+        if current is None:
+            raise NotFoundError(f"company {company_id} is not in fund {fund_id}")
+        stored = current._mapping
+        if stored["version"] != body.version:
+            raise _version_conflict([(company_id, body.version, int(stored["version"]))])
+        status = CompanyStatus(changes.get("status", stored["status"]))
+        proceeds = (
+            changes["realized_proceeds"] if "realized_proceeds" in changes else stored["realized_proceeds"]
+        )
+        check_company_data(status, proceeds)
+        try:
+            result = connection.execute(
+                update(table)
+                .where(table.c.id == company_id, table.c.version == body.version)
+                .values(**changes, version=body.version + 1, updated_at=datetime.now(UTC))
+            )
+        except IntegrityError as error:
+            if _refused_by_guard(error):
+                raise _stored_stage_not_canonical(company_id) from None
+            raise
+        if result.rowcount != 1:
+            # A writer slipped in between the locked read and this write (SQLite has no row locks).
+            raise _version_conflict([(company_id, body.version, None)])
+        row = connection.execute(select(table).where(table.c.id == company_id)).one()
+    return to_company(row._mapping)
+
+
+def _company_query(fund_id: int, company_id: int) -> Select[Any]:
+    table = portfolio_companies
+    return select(table).where(table.c.fund_id == fund_id, table.c.id == company_id)
 
 
 def _stage_guard_rejected(value: str, *, field: str) -> StageValidationError:
@@ -170,6 +259,12 @@ def to_company(row: Any) -> Company:
         canonical_stage=normalize_stage(row["stage"]).canonical,
         invested=float(row["invested"]),
         reserve_allocation=float(row["reserve_allocation"]),
+        entry_date=row["entry_date"],
+        ownership=row["ownership"],
+        last_round_post_money=_optional_float(row["last_round_post_money"]),
+        last_round_date=row["last_round_date"],
+        status=CompanyStatus(row["status"]),
+        realized_proceeds=_optional_float(row["realized_proceeds"]),
         version=row["version"],
         created_at=as_utc(row["created_at"]),
         updated_at=as_utc(row["updated_at"]),
@@ -203,21 +298,26 @@ def _stored_stage_not_canonical(company_id: int) -> ConflictError:
 
 
 def _conflict(stale: list[AllocationChange], current: dict[int, int]) -> ConflictError:
+    return _version_conflict([(c.company_id, c.version, current.get(c.company_id)) for c in stale])
+
+
+def _version_conflict(stale: list[tuple[int, int, int | None]]) -> ConflictError:
+    """The 409 of a stale version: (company id, version sent, version stored or None when unknown)."""
     return ConflictError(
         f"{len(stale)} compan{'y was' if len(stale) == 1 else 'ies were'} changed since read "
-        f"({_show([c.company_id for c in stale])}); nothing was updated — re-read and retry",
+        f"({_show([company_id for company_id, _, _ in stale])}); nothing was updated — re-read and retry",
         code="VERSION_CONFLICT",
         extra={
             "conflicts": [
-                {
-                    "companyId": c.company_id,
-                    "expectedVersion": c.version,
-                    "currentVersion": current.get(c.company_id),
-                }
-                for c in stale[:100]
+                {"companyId": company_id, "expectedVersion": sent, "currentVersion": stored}
+                for company_id, sent, stored in stale[:100]
             ]
         },
     )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _show(ids: list[int]) -> str:

@@ -30,6 +30,8 @@ from fundmodel.db.mode_request import ModeWriteRequest as ModeWriteRequest
 from fundmodel.db.tables import api_keys, stage_validation_audit, stage_validation_state
 from fundmodel.db.values import as_utc
 from fundmodel.errors import InvalidInputError, StoreUnavailableError
+from fundmodel.notifications.events import mode_change_event
+from fundmodel.notifications.outbox import enqueue as enqueue_notification
 from fundmodel.validation import ModeState, ValidationMode
 
 STATE_ROW_ID = 1
@@ -370,6 +372,20 @@ class ModeTransaction:
             )
             .returning(stage_validation_audit.c.id)
         ).scalar_one()
+        # In the same transaction: the webhooks are told of this change exactly when it commits.
+        enqueue_notification(
+            self._connection,
+            mode_change_event(
+                audit_id=int(audit_id),
+                old=old,
+                new=new,
+                actor=actor,
+                reason=reason,
+                source=source,
+                changed_at=now,
+                action=_rollout_action(extra),
+            ),
+        )
         self.observed = StoredMode(new, version, now, actor)
         return ModeChange(int(audit_id), old, new, actor, reason, source, now, extra)
 
@@ -422,6 +438,13 @@ def _stored(row: Row[Any]) -> StoredMode:
         bool(row.aliases_rejected),
     )
     return StoredMode(state, int(row.version), as_utc(row.updated_at), str(row.updated_by))
+
+
+def _rollout_action(extra: Mapping[str, Any]) -> str | None:
+    """The rollout action an audit row's ``extra`` names (``advance``, ``rollback``, ...), if any."""
+    rollout = extra.get("rollout")
+    action = rollout.get("action") if isinstance(rollout, Mapping) else None
+    return action if isinstance(action, str) else None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -10,7 +10,15 @@ import importlib
 
 from sqlalchemy import MetaData
 
-TABLE_MODULES: tuple[str, ...] = ("fundmodel.db.tables", "fundmodel.db.normalization_tables")
+TABLE_MODULES: tuple[str, ...] = (
+    "fundmodel.db.tables",
+    "fundmodel.db.normalization_tables",
+    "fundmodel.db.usage_tables",
+    "fundmodel.db.exemption_tables",
+    "fundmodel.db.brownout_tables",
+    "fundmodel.db.notification_tables",
+    "fundmodel.db.sweep_job_tables",
+)
 
 
 def load_metadata() -> MetaData:

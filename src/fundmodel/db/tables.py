@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -43,6 +44,17 @@ def _money(name: str) -> Column[float]:
     return Column(name, Numeric(20, 2, asdecimal=False), nullable=False)
 
 
+def _optional_money(name: str, condition: str = ">= 0") -> Column[float]:
+    # Column-level CHECKs: SQLite can add them with ALTER TABLE ADD COLUMN (no table rebuild, which
+    # would drop the canonical-stage guard's triggers).
+    check = CheckConstraint(f"{name} {condition}", name=name)
+    return Column(name, Numeric(20, 2, asdecimal=False), check, nullable=True)
+
+
+def _checked_rate(name: str, bounds: str) -> Column[float]:
+    return Column(name, Float, CheckConstraint(f"{name} {bounds}", name=name), nullable=True)
+
+
 def _created_at() -> Column[object]:
     return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
 
@@ -57,6 +69,22 @@ funds = Table(
     Column("management_fee_rate", Float, nullable=False),
     Column("carried_interest_rate", Float, nullable=False),
     _created_at(),
+    # The terms a forecast needs (revision 0013); null: the engine's documented default (docs/api.md).
+    _checked_rate("management_fee_step_down_rate", "BETWEEN 0 AND 0.1"),
+    _checked_rate("fund_expense_ratio", "BETWEEN 0 AND 0.2"),
+    _checked_rate("preferred_return", "BETWEEN 0 AND 0.5"),
+    _checked_rate("fund_life_years", "BETWEEN 1 AND 25"),
+    _checked_rate("investment_period_years", "BETWEEN 0.25 AND 25"),
+    _checked_rate("reserve_ratio", "BETWEEN 0 AND 0.95"),
+    _checked_rate("recycling_ratio", "BETWEEN 0 AND 0.5"),
+    Column(
+        "strategy_id",
+        Integer,
+        ForeignKey("portfolio_strategies.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    _optional_money("paid_in"),
+    _optional_money("distributed"),
 )
 
 portfolio_companies = Table(
@@ -71,6 +99,19 @@ portfolio_companies = Table(
     Column("version", Integer, nullable=False, server_default="1"),
     _created_at(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # What a forecast needs (revision 0013); null: the documented default derived from the stage profile.
+    Column("entry_date", Date, nullable=True),
+    Column("ownership", Float, CheckConstraint("ownership > 0 AND ownership <= 1", name="ownership")),
+    _optional_money("last_round_post_money", "> 0"),
+    Column("last_round_date", Date, nullable=True),
+    Column(
+        "status",
+        String(16),
+        CheckConstraint("status IN ('active', 'exited', 'written_off')", name="status"),
+        nullable=False,
+        server_default="active",
+    ),
+    _optional_money("realized_proceeds"),
     Index("ix_portfolio_companies_fund_id_id", "fund_id", "id"),
     Index("ix_portfolio_companies_fund_id_stage_id", "fund_id", "stage", "id"),
 )

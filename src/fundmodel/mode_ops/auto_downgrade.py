@@ -11,17 +11,29 @@ first copy of a delivery to claim them decides (``downgraded``, or ``unchanged``
 lenient), and every concurrent or later copy is answered ``duplicate``, across workers and replicas, so
 the ``result`` metric counts each delivery once. Should that transaction fail, nothing is recorded and
 the webhook answers 503; Alertmanager's retry then acts as if it were the first delivery.
+
+A brownout window in force (:mod:`fundmodel.validation.brownout`) enforces whatever the stored mode, so the
+decision is taken on the *effective* state: a delivery during a brownout ends the window (audited on its
+row, announced to the notification webhooks) in the same transaction, and lowers a stored ``enforce`` too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from sqlalchemy import Engine
 
+from fundmodel.db.brownout_store import (
+    ALERTMANAGER_END,
+    BrownoutSchedule,
+    StoredBrownout,
+    end_active_brownouts,
+    pending_windows,
+)
 from fundmodel.db.mode_store import (
     ModeChange,
     ModeChangeSource,
@@ -54,6 +66,7 @@ from fundmodel.observability.mode_events import log_mode_change
 from fundmodel.observability.sanitize import escape_log_text
 from fundmodel.settings import Settings
 from fundmodel.validation import ModeState, ValidationMode
+from fundmodel.validation.brownout import effective_state
 
 __all__ = [
     "AUDIT_SOURCE",
@@ -81,6 +94,16 @@ class WebhookOutcome:
     current: ModeState | None
     matching_alerts: int
     audit_id: int | None
+    ended_brownouts: tuple[int, ...] = ()
+    """The brownout windows this delivery ended (ids)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    """What a delivery wrote: the mode change (when the stored mode was enforce), the windows it ended."""
+
+    change: ModeChange | None
+    ended: tuple[StoredBrownout, ...]
 
 
 class AutoDowngrade:
@@ -91,11 +114,13 @@ class AutoDowngrade:
         *,
         engine: Engine,
         store: ModeStore,
+        brownouts: BrownoutSchedule,
         metrics: ServiceMetrics,
         settings: Settings,
     ) -> None:
         self._engine = engine
         self._store = store
+        self._brownouts = brownouts
         self._metrics = metrics
         self._settings = settings
 
@@ -162,11 +187,11 @@ class AutoDowngrade:
             # store, not this worker's cache: the cache may be up to one TTL behind a manual change.
             stored = self._store.read().state
             return WebhookOutcome("duplicate", stored, stored, len(requests), None)
-        outcome, change = self._store.transact(
+        outcome, applied = self._store.transact(
             lambda transaction: self._decide(transaction, payload, requests)
         )
-        if change is not None:
-            self._applied(change)
+        if applied is not None:
+            self._applied(applied)
         return outcome
 
     def _decide(
@@ -174,17 +199,36 @@ class AutoDowngrade:
         transaction: ModeTransaction,
         payload: AlertmanagerPayload,
         requests: Sequence[DowngradeRequest],
-    ) -> tuple[WebhookOutcome, ModeChange | None]:
-        """Claim the delivery's keys, then lower the mode if it is still enforce: all in one transaction."""
+    ) -> tuple[WebhookOutcome, _Applied | None]:
+        """Claim the delivery's keys, then end a brownout in force and lower a stored enforce: all in one
+        transaction."""
         keys = [r.idempotency_key for r in requests]
         # Claimed as "unchanged"; a downgrade below marks them before the transaction commits.
         claimed = claim_deliveries(transaction.connection, keys, result="unchanged")
         current = transaction.read_locked().state
-        plan = plan_downgrade(requests, current.mode.value, frozenset(keys) - claimed)
+        now = datetime.now(UTC)
+        # The store's windows, not this worker's cache: a window scheduled a moment ago counts too.
+        effective = effective_state(current, pending_windows(transaction.connection, now), now)
+        plan = plan_downgrade(requests, effective.mode.value, frozenset(keys) - claimed)
         if plan.target_mode is None:
             # "duplicate": every key belonged to another copy; "unchanged": already lenient, but the
             # delivery is remembered so a repeat after an operator re-enables enforce stays a duplicate.
-            return WebhookOutcome(plan.result, current, current, len(requests), None), None
+            return WebhookOutcome(plan.result, effective, effective, len(requests), None), None
+        ended = tuple(
+            end_active_brownouts(
+                transaction.connection,
+                now,
+                actor=AUTO_DOWNGRADE_ACTOR,
+                reason=_reason(plan.new_requests),
+                source=ALERTMANAGER_END,
+            )
+        )
+        ended_ids = tuple(window.window_id for window in ended)
+        if current.mode is not ValidationMode.ENFORCE:
+            # Only the brownout enforced: ending it is the whole downgrade (the stored mode stays).
+            mark_downgraded(transaction.connection, sorted(claimed), audit_id=None)
+            outcome = WebhookOutcome("downgraded", effective, current, len(requests), None, ended_ids)
+            return outcome, _Applied(None, ended)
         written = transaction.write(
             ModeWriteRequest.checked(
                 ValidationMode(plan.target_mode),
@@ -202,12 +246,27 @@ class AutoDowngrade:
             return WebhookOutcome("unchanged", unchanged, unchanged, len(requests), None), None
         mark_downgraded(transaction.connection, sorted(claimed), audit_id=written.audit_id)
         return (
-            WebhookOutcome("downgraded", written.old, written.new, len(requests), written.audit_id),
-            written,
+            WebhookOutcome("downgraded", effective, written.new, len(requests), written.audit_id, ended_ids),
+            _Applied(written, ended),
         )
 
-    def _applied(self, change: ModeChange) -> None:
+    def _applied(self, applied: _Applied) -> None:
         """This worker applies the downgrade at once, counts and logs it (the others within the TTL)."""
+        for window in applied.ended:
+            _log.warning(
+                "brownout_ended_by_auto_downgrade",
+                brownout_id=window.window_id,
+                starts_at=window.window.starts_at.isoformat(),
+                scheduled_ends_at=window.scheduled_ends_at.isoformat(),
+            )
+        if applied.ended:
+            # Best effort: should the read fail, the refresh loop drops the window within the TTL.
+            self._brownouts.refresh()
+        change = applied.change
+        if change is None:
+            current = self._store.current()
+            self._metrics.set_mode(current.mode.value, current.canary_percent)
+            return
         self._metrics.refresh_mode_change_counts()
         self._metrics.set_mode(change.new.mode.value, change.new.canary_percent)
         log_mode_change(change)

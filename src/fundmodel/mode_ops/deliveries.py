@@ -78,8 +78,9 @@ def claim_deliveries(
     return frozenset(claimed)
 
 
-def mark_downgraded(connection: Connection, keys: Sequence[str], *, audit_id: int) -> None:
-    """Record that the claimed ``keys`` lowered the mode, with the audit row that says so."""
+def mark_downgraded(connection: Connection, keys: Sequence[str], *, audit_id: int | None) -> None:
+    """Record that the claimed ``keys`` lowered the mode, with the audit row that says so (``None``: only a
+    brownout window was ended, the stored mode was already lenient)."""
     table = stage_webhook_deliveries
     for chunk in _chunks(sorted(keys)):
         connection.execute(

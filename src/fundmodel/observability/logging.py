@@ -107,3 +107,6 @@ def configure_logging(
         root.removeHandler(previous)
     root.addHandler(handler)
     root.setLevel(level_number)
+    # httpx logs every request's full URL at INFO, and outgoing webhook URLs are secrets (a Slack token in
+    # the path); the notification dispatcher logs each attempt itself, naming the target only.
+    logging.getLogger("httpx").setLevel(max(level_number, logging.WARNING))

@@ -59,8 +59,11 @@ __all__ = [
     "METRICS_CONTENT_TYPE",
     "MODE_CHANGE_SOURCES",
     "MULTIPROC_ENV",
+    "NOTIFICATION_RESULTS",
     "OTHER",
     "STATUS_CLASSES",
+    "USAGE_DROP_REASONS",
+    "USAGE_FLUSH_RESULTS",
     "VALIDATION_DURATION_BUCKETS",
     "VALIDATION_MODES",
     "VALIDATION_OUTCOMES",
@@ -91,7 +94,15 @@ WEBHOOK_RESULTS: tuple[str, ...] = (
     "unconfigured",  # no webhook token configured: answered 503
     "store_error",  # mode store write failed: answered 5xx so Alertmanager retries
 )
+# fundmodel.usage.recorder.FlushOutcome, spelled out (tests/usage/test_recorder.py checks they agree).
+USAGE_FLUSH_RESULTS: tuple[str, ...] = ("written", "already_written", "not_written", "uncertain")
+USAGE_DROP_REASONS: tuple[str, ...] = (
+    "memory_bound",  # new keys past STAGE_USAGE_MAX_HELD_KEYS while the database could not be written
+    "shutdown",  # counts a stopping worker could not write
+)
 # fundmodel.db.availability.UnavailableReason, spelled out: metrics does not depend on the db layer.
+# fundmodel.notifications.dispatcher.ATTEMPT_OUTCOMES, spelled out: metrics does not load the HTTP client.
+NOTIFICATION_RESULTS: tuple[str, ...] = ("delivered", "retry", "failed", "expired")
 DATABASE_UNAVAILABLE_REASONS: tuple[str, ...] = (
     "connection",
     "pool_timeout",
@@ -172,6 +183,7 @@ class ServiceMetrics:
         *,
         endpoints: Sequence[str] = DEFAULT_VALIDATED_ENDPOINTS,
         http_operations: Sequence[tuple[str, str]] = (),
+        notification_targets: Sequence[str] = (),
     ) -> None:
         self._endpoints = {_template_key(e): e for e in endpoints}
         self._routes = {_template_key(route): route for _, route in http_operations}
@@ -183,6 +195,9 @@ class ServiceMetrics:
         self._webhook_results = _lookup(WEBHOOK_RESULTS)
         self._unavailable_reasons = _lookup(DATABASE_UNAVAILABLE_REASONS)
         self._methods = _lookup(HTTP_METHODS)
+        # Target *names* (NOTIFY_WEBHOOKS): a small configured set; the URLs are secrets, never labels.
+        self._notification_targets = _lookup(notification_targets)
+        self._notification_results = _lookup(NOTIFICATION_RESULTS)
 
         self.validations = Counter(
             "fundmodel_stage_validations",
@@ -223,6 +238,19 @@ class ServiceMetrics:
             registry=registry,
             multiprocess_mode="livemax",
         )
+        # livemax, like the mode: 1 while any live worker applies a brownout window.
+        self.brownout_active = Gauge(
+            "fundmodel_stage_brownout_active",
+            "1 while a brownout window (scheduled enforce) is in force on a live worker, 0 otherwise.",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.brownout_next_start = Gauge(
+            "fundmodel_stage_brownout_next_start_timestamp_seconds",
+            "Unix time at which the next scheduled brownout window starts (0: none scheduled).",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         # Read from the audit table at scrape time (the app attaches the reader once its engine exists).
         self.mode_changes = ModeChangeCounts(MODE_CHANGE_SOURCES, other=OTHER)
         registry.register(self.mode_changes)
@@ -249,10 +277,40 @@ class ServiceMetrics:
             ["reason"],
             registry=registry,
         )
+        self.notification_deliveries = Counter(
+            "fundmodel_notification_deliveries",
+            "Outgoing webhook delivery attempts by target name and result (delivered, retry, failed, "
+            "expired).",
+            ["target", "result"],
+            registry=registry,
+        )
         self.offender_logs_dropped = Counter(
             "fundmodel_stage_validation_offender_logs_dropped",
             "Offender log events dropped by the sampler, by endpoint.",
             ["endpoint"],
+            registry=registry,
+        )
+        self.usage_flushes = Counter(
+            "fundmodel_stage_usage_flushes",
+            "Usage-ledger batches written to the database, by result.",
+            ["result"],
+            registry=registry,
+        )
+        self.usage_rows_flushed = Counter(
+            "fundmodel_stage_usage_rows_flushed",
+            "stage_usage rows upserted by the usage-ledger flushes.",
+            registry=registry,
+        )
+        self.usage_held_keys = Gauge(
+            "fundmodel_stage_usage_held_keys",
+            "Usage-ledger keys held in memory, not yet in the database (sum over live workers).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.usage_dropped = Counter(
+            "fundmodel_stage_usage_dropped",
+            "Usage counts never written to the database, by reason.",
+            ["reason"],
             registry=registry,
         )
 
@@ -289,6 +347,13 @@ class ServiceMetrics:
             self.database_unavailable.labels(reason)
         for endpoint in endpoint_values:
             self.offender_logs_dropped.labels(endpoint)
+        for target in self._notification_targets:
+            for result in NOTIFICATION_RESULTS:
+                self.notification_deliveries.labels(target, result)
+        for result in USAGE_FLUSH_RESULTS:
+            self.usage_flushes.labels(result)
+        for reason in USAGE_DROP_REASONS:
+            self.usage_dropped.labels(reason)
 
     def endpoint_label(self, endpoint: str) -> str:
         """The label recorded for a route template (``"other"`` when not a validated endpoint)."""
@@ -356,6 +421,11 @@ class ServiceMetrics:
         """
         self.mode_changes.invalidate()
 
+    def set_brownout(self, active: bool, next_start: float | None) -> None:
+        """Whether a brownout is in force in this process, and when the next one starts (Unix time)."""
+        self.brownout_active.set(1.0 if active else 0.0)
+        self.brownout_next_start.set(next_start or 0.0)
+
     def count_mode_store_error(self) -> None:
         self.mode_store_errors.inc()
 
@@ -369,8 +439,30 @@ class ServiceMetrics:
         """One request failed because the database was unavailable (a DATABASE_UNAVAILABLE_REASONS value)."""
         self.database_unavailable.labels(self._unavailable_reasons.get(reason, OTHER)).inc()
 
+    def count_notification(self, target: str, result: str) -> None:
+        """One webhook delivery attempt (or a delivery given up unsent, ``expired``)."""
+        self.notification_deliveries.labels(
+            self._notification_targets.get(target, OTHER), self._notification_results.get(result, OTHER)
+        ).inc()
+
     def count_offender_logs_dropped(self, endpoint: str) -> None:
         self.offender_logs_dropped.labels(self.endpoint_label(endpoint)).inc()
+
+    def count_usage_flush(self, result: str, rows: int) -> None:
+        """One usage-ledger batch attempted (a USAGE_FLUSH_RESULTS value) and the rows it upserted."""
+        self.usage_flushes.labels(result if result in USAGE_FLUSH_RESULTS else OTHER).inc()
+        if rows:
+            self.usage_rows_flushed.inc(rows)
+
+    def count_usage_dropped(self, reason: str, counts: int) -> None:
+        """Usage counts lost (a USAGE_DROP_REASONS value)."""
+        self.usage_dropped.labels(reason if reason in USAGE_DROP_REASONS else OTHER).inc(counts)
+
+    def count_usage_dropped_at_memory_bound(self, counts: int) -> None:
+        self.count_usage_dropped("memory_bound", counts)
+
+    def set_usage_held_keys(self, keys: int) -> None:
+        self.usage_held_keys.set(keys)
 
 
 def _multiprocess_dir() -> str | None:

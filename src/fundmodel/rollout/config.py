@@ -13,7 +13,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from fundmodel.errors import ConfigurationError
 from fundmodel.observability.metrics import DEFAULT_VALIDATED_ENDPOINTS
@@ -54,6 +62,42 @@ def _positive(value: timedelta) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
 
 
+STEP_GATE_NAMES: tuple[str, ...] = (
+    # warn -> enforce 10 %
+    "warn_observed",
+    "would_reject_ratio",
+    "would_reject_worst_hour",
+    "stored_stages_canonical",
+    "db_verify",
+    "backup_fresh",
+    # each canary step
+    "canary_sample",
+    "canary_vs_baseline",
+    "soak_time",
+    "canary_reject_ratio",
+    "validation_p99",
+    "no_auto_downgrade",
+    # enforce 100 % and the Sunset step: the usage ledger's clients
+    "clients_rejected",
+    "clients_alias",
+    # enforce 100 % -> Sunset
+    "sunset_traffic",
+    "alias_traffic",
+)
+"""Every gate name the catalogue can report, but the per-endpoint traffic gates (``validations <endpoint>``);
+``tests/rollout/test_gate_catalogue.py`` holds the catalogue to this list."""
+
+
+def gate_names(endpoints: tuple[str, ...]) -> frozenset[str]:
+    """The names a gate of the catalogue can have with these validated ``endpoints``."""
+    return frozenset(STEP_GATE_NAMES) | {traffic_gate_name(endpoint) for endpoint in endpoints}
+
+
+def traffic_gate_name(endpoint: str) -> str:
+    """The ``off -> warn`` gate on one endpoint's validated requests."""
+    return f"validations {endpoint}"
+
+
 class GateConfig(BaseModel):
     """Every gate threshold; the defaults are the rollout plan's."""
 
@@ -88,8 +132,28 @@ class GateConfig(BaseModel):
     max_alias_validations: int = Field(default=0, ge=0)
     """Validations carrying a deprecated alias allowed in ``sunset_window`` before aliases are rejected:
     0, because every one of them would be a 400 under the Sunset step."""
+    # clients named from the usage ledger (enforce 100 %, sunset) and the cohort preview's traffic share
+    client_usage_window: Duration = timedelta(days=7)
+    """How far back the client gates and the cohort preview read the usage ledger (whole UTC days)."""
+    max_exemption: Duration = timedelta(days=90)
+    """The longest a `rollout exempt` may run: an exemption is a deadline, not a permanent waiver."""
+    dry_run_gates: tuple[str, ...] = ()
+    """Gate names evaluated and reported but never blocking (Argo Rollouts' dryRun): watch a new gate
+    before trusting it. A name that is not a gate is refused, so a typo cannot leave a gate blocking
+    unnoticed (or, worse, make a later gate of that name non-blocking by accident)."""
     # extra PromQL label matchers for every query, e.g. 'job="fundmodel",env="prod"'
     label_filter: str = Field(default="", max_length=500, pattern=_LABEL_FILTER.pattern)
+
+    @model_validator(mode="after")
+    def _dry_run_gates_name_gates(self) -> GateConfig:
+        known = gate_names(self.endpoints)
+        unknown = [name for name in self.dry_run_gates if name not in known]
+        if unknown:
+            raise ValueError(
+                f"dry_run_gates names no gate: {', '.join(map(repr, unknown))}; "
+                f"the gates are {', '.join(sorted(known))}"
+            )
+        return self
 
     def soak_for(self, canary_percent: float) -> timedelta:
         """Minimum time at a canary percentage before the next step."""

@@ -1,8 +1,9 @@
 """The rollout controller: where the rollout stands, whether the next step is allowed, and moving it.
 
 Every step is a mode-store change (source ``rollout``) with actor, reason and the gate evidence in the
-audit row. Advancing is a compare-and-swap on the state the gates were evaluated against, so an
-automatic downgrade that lands in between is never overwritten. Which gates guard a step, and how they
+audit row; so is every client exemption granted or revoked (:mod:`fundmodel.rollout.exemptions`).
+Advancing is a compare-and-swap on the state the gates were evaluated against, so an automatic downgrade
+that lands in between is never overwritten. Which gates guard a step, and how they
 judge the evidence gathered here, is the pure :mod:`fundmodel.rollout.gate_catalogue`; what a status and
 a step report is :mod:`fundmodel.rollout.status`.
 """
@@ -16,12 +17,22 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
+from fundmodel.db.brownout_store import list_brownouts
 from fundmodel.db.mode_store import ModeChange, ModeStore, ModeWriteRefused
-from fundmodel.errors import ConflictError, InvalidInputError, OperationRefusedError
-from fundmodel.rollout.clients import known_clients
+from fundmodel.errors import (
+    ConflictError,
+    InvalidInputError,
+    OperationRefusedError,
+)
+from fundmodel.notifications.verdicts import notify_advance, notify_refused_advance
+from fundmodel.rollout.client_gates import (
+    ClientGateReport,
+)
+from fundmodel.rollout.clients import ClientKeys, client_keys
 from fundmodel.rollout.cohort_preview import CohortPreview, preview_cohort
-from fundmodel.rollout.config import GateConfig
+from fundmodel.rollout.config import GateConfig, format_duration
 from fundmodel.rollout.data_checks import DataFacts
+from fundmodel.rollout.exemptions import exemptions_in_force, grant_exemption, revoke_exemption
 from fundmodel.rollout.gate_catalogue import (
     CanaryEvidence,
     SunsetEvidence,
@@ -32,7 +43,7 @@ from fundmodel.rollout.gate_catalogue import (
     traffic_gates,
     warn_gates,
 )
-from fundmodel.rollout.gates import GateResult, GateStatus
+from fundmodel.rollout.gates import GateResult, as_dry_run
 from fundmodel.rollout.history import (
     RESET_OBSERVATION_ACTION,
     ROLLOUT_SOURCE,
@@ -45,6 +56,7 @@ from fundmodel.rollout.history import (
     latest_warn_extension,
     phase_times,
 )
+from fundmodel.rollout.ledger_evidence import LedgerWindow, client_gate, read_ledger_window
 from fundmodel.rollout.measurements import PrometheusMeasurements
 from fundmodel.rollout.phases import Phase, next_phase, phase_label, phase_of
 from fundmodel.rollout.status import ObservationReset, RolloutStatus, StepResult, WarnCap, gate_json
@@ -103,9 +115,18 @@ class RolloutController:
                 since_source = "first_record"
         reset = self._observation_reset(times)
         target = next_phase(state)
-        clients = self._cohort_previews(state, target, now)
+        keys = client_keys(self._engine)
+        ledger = read_ledger_window(self._engine, self._config.client_usage_window, now)
+        clients = self._cohort_previews(state, target, now, keys, ledger)
         canary_active = len(clients[0].canary) if clients and clients[0].active else None
-        gates = self._gates(target, state, times, now, reset, canary_active) if target is not None else ()
+        exemptions = exemptions_in_force(self._engine, now)
+        gates = self._gates(target, state, times, now, reset, canary_active) if target is not None else []
+        reports: tuple[ClientGateReport, ...] = ()
+        if target in (Phase.ENFORCE_100, Phase.SUNSET):
+            gate, report = client_gate(self._engine, self._config, target, ledger, keys, exemptions, reset)
+            gates.append(gate)
+            reports = (report,)
+        gates = as_dry_run(gates, self._config.dry_run_gates)
         return RolloutStatus(
             evaluated_at=now,
             stored=stored,
@@ -118,6 +139,9 @@ class RolloutController:
             since_source=since_source,
             cohorts=clients,
             observation_reset=reset,
+            client_gates=reports,
+            exemptions=tuple(exemptions),
+            brownouts=tuple(list_brownouts(self._engine, now)),
         )
 
     def reset_observation(self, *, actor: str, reason: str) -> StepResult:
@@ -168,7 +192,11 @@ class RolloutController:
             raise InvalidInputError(
                 "--force needs --reason: say why the gates are overridden", field="reason"
             )
-        target = _advance_target(status, to, force=force)
+        try:
+            target = _advance_target(status, to, force=force)
+        except OperationRefusedError:
+            notify_refused_advance(self._engine, status, actor=actor, reason=reason)  # webhooks (issue 12)
+            raise
         text = reason or f"gates passed for {target.label}"
         state = status.stored.state
         written = self._store.set(
@@ -187,6 +215,15 @@ class RolloutController:
                 f"the mode changed to {phase_label(written.current)} while the gates were evaluated; "
                 "nothing written - run `fundmodel rollout status` again"
             )
+        notify_advance(  # the gate verdict to the webhooks (issue 12); best effort, never raises
+            self._engine,
+            status,
+            target.label,
+            forced=force,
+            actor=actor,
+            reason=reason,
+            audit_id=written.audit_id,
+        )
         verb = "forced" if force else "advanced"
         return StepResult(written, f"{verb}: {status.phase_label} -> {target.label}", status.gates)
 
@@ -242,6 +279,41 @@ class RolloutController:
             raise ConflictError("the mode changed meanwhile; nothing written")
         who = f" for {', '.join(clients)}" if clients else ""
         return StepResult(written, f"warn kept until {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC{who}")
+
+    def exempt(self, *, actor: str, reason: str, client: str, until: datetime) -> StepResult:
+        """Exempt one client from the client gates until ``until`` (audited; the mode is unchanged).
+
+        Time-limited: ``until`` lies in the future, at most ``max_exemption`` ahead; a new grant for the
+        same client replaces the one in force."""
+        now = self._clock()
+        if not reason.strip():
+            raise InvalidInputError("exempt needs --reason", field="reason")
+        if until <= now:
+            raise InvalidInputError("--until must be in the future", field="until")
+        longest = self._config.max_exemption
+        if until - now > longest:
+            raise InvalidInputError(
+                f"--until is more than {format_duration(longest)} ahead (max_exemption): an exemption is "
+                "a deadline for the client, renew it if it must last longer",
+                field="until",
+            )
+        granted = grant_exemption(self._store, client=client, until=until, actor=actor, reason=reason)
+        replaced = (
+            f" (replaces exemption {', '.join(f'#{i}' for i in granted.superseded)})"
+            if granted.superseded
+            else ""
+        )
+        return StepResult(
+            granted.change,
+            f"exemption #{granted.exemption.exemption_id}: {granted.exemption.describe()}{replaced}",
+        )
+
+    def revoke_exemption(self, *, actor: str, reason: str, client: str) -> StepResult:
+        """End the exemption ``client`` holds now (audited; the mode is unchanged)."""
+        if not reason.strip():
+            raise InvalidInputError("exempt --revoke needs --reason", field="reason")
+        revoked = revoke_exemption(self._store, client=client, actor=actor, reason=reason)
+        return StepResult(revoked.change, f"exemption #{revoked.exemption.exemption_id} of {client} revoked")
 
     def history(self, limit: int = 50) -> list[ModeChange]:
         return self._store.audit_log(limit)
@@ -334,10 +406,16 @@ class RolloutController:
         return ObservationReset(change.changed_at, change.actor, change.reason)
 
     def _cohort_previews(
-        self, state: ModeState, target: Phase | None, now: datetime
+        self, state: ModeState, target: Phase | None, now: datetime, keys: ClientKeys, ledger: LedgerWindow
     ) -> tuple[CohortPreview, ...]:
-        """The canary cohort now and at the next step (named clients carried over), among active keys."""
-        clients = known_clients(self._engine)
+        """The canary cohort now and at the next step (named clients carried over), among the active
+        clients, with each one's share of the traffic the ledger counted (revoked keys left out)."""
+        clients = keys.active
+        traffic = {
+            client_id: count
+            for client_id, count in ledger.traffic.items()
+            if client_id not in keys.revoked_client_ids
+        }
         steps = [(phase_label(state), state)]
         if target is not None:
             steps.append((target.label, replace(target.state, canary_clients=state.canary_clients)))
@@ -348,7 +426,8 @@ class RolloutController:
                 clients,
                 salt=self._salt,
                 now=now,
-                recent=self._config.traffic_window,
+                recent=self._config.client_usage_window,
+                traffic=traffic,
             )
             for label, step_state in steps
         )
@@ -385,7 +464,7 @@ def _advance_target(status: RolloutStatus, to: Phase | None, *, force: bool) -> 
             f"{status.next_phase.label}, not {target.label} (or --force --reason)"
         )
     if not status.allowed:
-        blocking = [g for g in status.gates if g.status is not GateStatus.PASS]
+        blocking = [g for g in status.gates if g.blocks]
         listing = "; ".join(f"{g.name} {g.status.value}" for g in blocking)
         raise OperationRefusedError(
             f"gates for {target.label} do not pass: {listing}",
@@ -402,7 +481,13 @@ def _advance_audit(status: RolloutStatus, target: Phase, *, force: bool) -> dict
         "to": target.value,
         "forced": force,
         "gates": [
-            {"name": g.name, "status": g.status.value, "measured": g.measured, "threshold": g.threshold}
+            {
+                "name": g.name,
+                "status": g.status.value,
+                "measured": g.measured,
+                "threshold": g.threshold,
+                "dry_run": g.dry_run,
+            }
             for g in status.gates
         ],
     }

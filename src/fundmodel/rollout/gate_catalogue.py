@@ -10,7 +10,13 @@ window and "too few to judge" rule can be tested without a database or a Prometh
 - ``enforce N % -> the next percentage``: :func:`canary_gates` (soak time, enough canary and baseline
   validations, canary reject ratio absolute and against the baseline, validator latency, no automatic
   downgrade during the step);
-- ``enforce 100 % -> sunset``: :func:`sunset_gates` (no deprecated alias sent in the window, on traffic).
+- ``enforce N % -> enforce 100 %``: the canary gates, plus :func:`breaking_clients_gate` (no client outside
+  an exemption sent input enforce rejects, named from the usage ledger);
+- ``enforce 100 % -> sunset``: :func:`sunset_gates` (no deprecated alias sent in the window, on traffic),
+  plus :func:`alias_clients_gate` (no client outside an exemption sent an alias, named).
+
+Any gate named in the configuration's ``dry_run_gates`` is reported but never blocks
+(:func:`~fundmodel.rollout.gates.as_dry_run`, applied by the controller to every step).
 """
 
 from __future__ import annotations
@@ -19,7 +25,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from fundmodel.rollout.config import GateConfig, format_duration
+from fundmodel.rollout.client_gates import (
+    ALIAS_KINDS,
+    ENFORCE_BREAKING_KINDS,
+    ClientExemption,
+    ClientGateReport,
+    ClientKindUsage,
+    client_gate,
+)
+from fundmodel.rollout.config import GateConfig, format_duration, traffic_gate_name
 from fundmodel.rollout.data_checks import DataFacts
 from fundmodel.rollout.gates import (
     GateResult,
@@ -33,7 +47,10 @@ from fundmodel.rollout.gates import (
 
 __all__ = [
     "CanaryEvidence",
+    "ClientEvidence",
     "WarnEvidence",
+    "alias_clients_gate",
+    "breaking_clients_gate",
     "canary_gates",
     "canary_window",
     "sunset_gates",
@@ -90,6 +107,55 @@ class SunsetEvidence:
     all_validations: Measurement
 
 
+@dataclass(frozen=True, slots=True)
+class ClientEvidence:
+    """What the client gates judge: the usage ledger's clients of the gate's kinds over the window."""
+
+    window: timedelta
+    cutoff: datetime
+    """The window's start: clients last seen before it are out of the window."""
+    usage: tuple[ClientKindUsage, ...]
+    ledger_validations: int
+    """Every validation the ledger counted in the window (0: nothing to judge on)."""
+    exemptions: tuple[ClientExemption, ...] = ()
+    revoked_client_ids: frozenset[str] = frozenset()
+
+
+def breaking_clients_gate(evidence: ClientEvidence) -> tuple[GateResult, ClientGateReport]:
+    """``-> enforce 100 %``: no client outside an exemption sent input enforce rejects in the window."""
+    window = format_duration(evidence.window)
+    return client_gate(
+        "clients_rejected",
+        f"clients not exempt that sent input enforce rejects in the last {window}: kind rejected "
+        "(an enforced client got a 400), and kinds unknown and sum - input a warn-mode client sent that "
+        "enforce WILL reject once it applies to every client",
+        kinds=ENFORCE_BREAKING_KINDS,
+        window=evidence.window,
+        cutoff=evidence.cutoff,
+        usage=evidence.usage,
+        ledger_validations=evidence.ledger_validations,
+        exemptions=evidence.exemptions,
+        revoked_client_ids=evidence.revoked_client_ids,
+    )
+
+
+def alias_clients_gate(evidence: ClientEvidence) -> tuple[GateResult, ClientGateReport]:
+    """``-> sunset``: no client outside an exemption sent a deprecated alias in the window."""
+    window = format_duration(evidence.window)
+    return client_gate(
+        "clients_alias",
+        f"clients not exempt that sent a deprecated alias in the last {window} (each would get a 400 "
+        "once aliases are rejected)",
+        kinds=ALIAS_KINDS,
+        window=evidence.window,
+        cutoff=evidence.cutoff,
+        usage=evidence.usage,
+        ledger_validations=evidence.ledger_validations,
+        exemptions=evidence.exemptions,
+        revoked_client_ids=evidence.revoked_client_ids,
+    )
+
+
 def canary_window(
     config: GateConfig, canary_percent: float, entered_at: datetime | None, now: datetime
 ) -> timedelta:
@@ -103,7 +169,7 @@ def traffic_gates(config: GateConfig, validations: Mapping[str, Measurement]) ->
     window = format_duration(config.traffic_window)
     return [
         evaluate_gate(
-            f"validations {endpoint}",
+            traffic_gate_name(endpoint),
             f"validated requests on {endpoint} in the last {window}",
             validations[endpoint],
             threshold=config.min_validations_per_endpoint,

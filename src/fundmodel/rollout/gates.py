@@ -1,7 +1,9 @@
 """Pure gate evaluation: a measured value against a threshold gives pass, fail or no data.
 
 No data (nothing measured, Prometheus unreachable, 0/0, NaN) is its own state and never counts as
-healthy: promotion is allowed only when every gate passes.
+healthy: promotion is allowed only when every gate passes - except a *dry-run* gate (Argo Rollouts'
+``dryRun``), which is evaluated and reported like any other but never blocks, so a new gate can be
+watched before it is trusted.
 """
 
 from __future__ import annotations
@@ -59,10 +61,26 @@ class GateResult:
     comparison: Comparison
     unit: Unit
     detail: str = ""
+    dry_run: bool = False
+    """Reported, never blocking (the gates file's ``dry_run_gates``)."""
 
     @property
     def passed(self) -> bool:
         return self.status is GateStatus.PASS
+
+    @property
+    def blocks(self) -> bool:
+        """Whether this gate holds the step back: it does not pass and is not a dry run."""
+        return not self.passed and not self.dry_run
+
+    @property
+    def verdict_label(self) -> str:
+        """The status as shown to operators: ``fail``, or ``dry-run: would fail`` for a dry-run gate."""
+        if not self.dry_run:
+            return self.status.value
+        if self.status is GateStatus.NO_DATA:
+            return "dry-run: no data"
+        return f"dry-run: would {self.status.value}"
 
 
 def compare(measured: float, comparison: Comparison, threshold: float) -> bool:
@@ -149,11 +167,20 @@ def judged_on(result: GateResult, sample: GateResult, cohort: str) -> GateResult
     return replace(result, status=GateStatus.NO_DATA, detail=detail)
 
 
+def as_dry_run(gates: Iterable[GateResult], names: Iterable[str]) -> list[GateResult]:
+    """``gates`` with those named in ``names`` marked dry-run (reported, never blocking)."""
+    dry = frozenset(names)
+    return [replace(gate, dry_run=True) if gate.name in dry else gate for gate in gates]
+
+
 def overall(gates: Iterable[GateResult]) -> GateStatus:
-    """``pass`` only when there is at least one gate and all pass; any ``fail`` beats ``no_data``."""
-    statuses = [gate.status for gate in gates]
-    if not statuses:
+    """``pass`` only when there is at least one gate and all blocking ones pass; any ``fail`` beats
+    ``no_data``. Dry-run gates do not count; a step whose every gate is a dry run passes (the operator
+    chose to watch them all)."""
+    evaluated = list(gates)
+    if not evaluated:
         return GateStatus.NO_DATA
+    statuses = [gate.status for gate in evaluated if not gate.dry_run]
     if GateStatus.FAIL in statuses:
         return GateStatus.FAIL
     if GateStatus.NO_DATA in statuses:

@@ -11,7 +11,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from fundmodel.db.brownout_store import StoredBrownout
 from fundmodel.db.mode_store import ModeChange, StoredMode
+from fundmodel.rollout.client_gates import ClientExemption, ClientGateReport
 from fundmodel.rollout.cohort_preview import CohortPreview
 from fundmodel.rollout.gates import GateResult, GateStatus, overall
 from fundmodel.rollout.phases import Phase
@@ -73,6 +75,17 @@ class RolloutStatus:
     cohorts: tuple[CohortPreview, ...] = ()
     """The canary cohort of the current and the next step among the active clients."""
     observation_reset: ObservationReset | None = None
+    client_gates: tuple[ClientGateReport, ...] = ()
+    """The clients the next step's client gate counted (enforce 100 %, sunset): blocking and exempt."""
+    exemptions: tuple[ClientExemption, ...] = ()
+    """Every client exemption in force."""
+    brownouts: tuple[StoredBrownout, ...] = ()
+    """Brownout windows in force or to come (enforce for a while, whatever the phase), earliest first."""
+
+    @property
+    def blocking_gates(self) -> tuple[GateResult, ...]:
+        """The gates holding the next step back (dry-run gates never do)."""
+        return tuple(gate for gate in self.gates if gate.blocks)
 
     @property
     def time_in_phase(self) -> timedelta | None:
@@ -113,6 +126,9 @@ class RolloutStatus:
             "allowed": self.allowed,
             "verdict": self.verdict.value,
             "gates": [gate_json(gate) for gate in self.gates],
+            "client_gates": [report.to_json() for report in self.client_gates],
+            "exemptions": [exemption.to_json() for exemption in self.exemptions],
+            "brownouts": [brownout.to_json(self.evaluated_at) for brownout in self.brownouts],
             "cohorts": [preview.to_json() for preview in self.cohorts],
             "observation_reset": None
             if self.observation_reset is None
@@ -135,8 +151,10 @@ class RolloutStatus:
 
 
 def gate_json(gate: GateResult) -> dict[str, Any]:
+    """A gate as JSON: its fields, and ``blocks`` (whether it holds the step back; never for a dry run)."""
     document = asdict(gate)
     document["status"] = gate.status.value
+    document["blocks"] = gate.blocks
     return document
 
 

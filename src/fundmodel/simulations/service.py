@@ -28,6 +28,15 @@ def build_config(
     profiles: Mapping[Stage, StageProfileOverride] | None = None,
 ) -> SimulationConfig:
     """The engine configuration: the request's fund terms with canonical stage weights and overrides."""
+    return load_config(config_body(terms, weights, profiles))
+
+
+def config_body(
+    terms: FundTerms,
+    weights: Mapping[Stage, float],
+    profiles: Mapping[Stage, StageProfileOverride] | None = None,
+) -> dict[str, Any]:
+    """The configuration as JSON (camelCase), before loading: what a sweep varies parameters of."""
     data: dict[str, Any] = terms.model_dump(by_alias=True, exclude=_TERMS_EXCLUDE, exclude_unset=True)
     data["stageDistribution"] = {stage.value: weight for stage, weight in weights.items()}
     if profiles:
@@ -36,7 +45,7 @@ def build_config(
             stage.value: override.model_dump(by_alias=True, exclude_unset=True)
             for stage, override in profiles.items()
         }
-    return load_config(data)
+    return data
 
 
 def check_iterations(iterations: int, configurations: int, *, max_iterations: int, max_work: int) -> None:

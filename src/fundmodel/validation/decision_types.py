@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Generic, NamedTuple, Self, TypeVar
 
@@ -26,6 +27,32 @@ ACCEPTED_UNKNOWN_OUTCOME: Mapping[ValidationMode, Outcome] = MappingProxyType(
 """The outcome of input with an unknown name (or a bad sum) that a lenient mode accepts."""
 
 ValueT = TypeVar("ValueT", covariant=True)
+
+
+class UsageKind(StrEnum):
+    """What one piece of stage input counts as in the per-client usage ledger (``stage_usage.kind``)."""
+
+    VALID = "valid"
+    """Canonical input: one per validation, no spelling."""
+    ALIAS = "alias"
+    """A deprecated spelling, normalized to its canonical stage."""
+    UNKNOWN = "unknown"
+    """An unknown name that ``off`` / ``warn`` accepted (dropped, or kept as sent)."""
+    SUM = "sum"
+    """Weights that did not sum to 1, renormalized by ``off`` / ``warn`` (no spelling)."""
+    REJECTED = "rejected"
+    """A reason ``enforce`` answered 400: an offending name, or the sum (no spelling)."""
+
+    __hash__ = str.__hash__
+
+
+StageUse = tuple[UsageKind, str]
+"""One counted use of deprecated handling (or one rejection reason) in a decision: its kind and the name as
+sent (empty for a sum). A plain tuple, not a NamedTuple: building one is several times cheaper, and alias
+traffic builds one per name."""
+
+
+NO_USES: tuple[StageUse, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +90,10 @@ class Decision(Generic[ValueT]):
     """An alias or an unknown name was sent: the response carries deprecation headers (warn, enforce)."""
     offending_names: tuple[str, ...] = ()
     """Up to five unknown or deprecated names, as sent, for the offender log (never for metric labels)."""
+    uses: tuple[StageUse, ...] = NO_USES
+    """Every deprecated handling the decision relied on (each alias, each unknown name, a renormalized
+    sum), or under ``enforce`` every reason for the rejection; empty for canonical and malformed input.
+    What the usage ledger counts (all names, not only the first five)."""
 
     @property
     def accepted(self) -> bool:
@@ -79,10 +110,20 @@ class Decision(Generic[ValueT]):
         return cls(Outcome.MALFORMED, cls.empty_value(), error, offending_names=offending_names)
 
     @classmethod
-    def rejected(cls, error: FundmodelError, offending_names: tuple[str, ...]) -> Self:
-        """Well-formed input that strict validation refuses (400); always deprecated input."""
+    def rejected(
+        cls, error: FundmodelError, offending_names: tuple[str, ...], reasons: tuple[str, ...]
+    ) -> Self:
+        """Well-formed input that strict validation refuses (400); always deprecated input.
+
+        ``reasons``: each name refused, as sent (an empty string for a bad sum).
+        """
         return cls(
-            Outcome.REJECTED, cls.empty_value(), error, deprecated_input=True, offending_names=offending_names
+            Outcome.REJECTED,
+            cls.empty_value(),
+            error,
+            deprecated_input=True,
+            offending_names=offending_names,
+            uses=tuple((UsageKind.REJECTED, reason) for reason in reasons),
         )
 
 
@@ -163,12 +204,15 @@ def names_list(names: Sequence[str]) -> str:
 __all__ = [
     "ACCEPTED_UNKNOWN_OUTCOME",
     "MAX_OFFENDING_NAMES",
+    "NO_USES",
     "VALID_STAGES",
     "Decision",
     "DistributionDecision",
     "StageDecision",
     "StageKeysDecision",
     "StagePick",
+    "StageUse",
+    "UsageKind",
     "ValidationWarning",
     "names_list",
     "problem_extra",

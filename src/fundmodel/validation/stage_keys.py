@@ -66,7 +66,9 @@ def validate_stage_keys(
         )
     rejected = [(key, decision) for key, decision in judged_keys if decision.outcome is Outcome.REJECTED]
     if rejected:
-        return StageKeysDecision.rejected(_rejected_keys_error(rejected, field), offending)
+        return StageKeysDecision.rejected(
+            _rejected_keys_error(rejected, field), offending, tuple(key for key, _ in rejected)
+        )
     return _accepted_keys(judged_keys, stages, mode, offending)
 
 
@@ -153,6 +155,7 @@ def _accepted_keys(
         warnings=tuple(warnings),
         deprecated_input=any(decision.deprecated_input for _, decision in judged),
         offending_names=offending,
+        uses=tuple(use for _, decision in judged for use in decision.uses),
     )
 
 

@@ -82,3 +82,17 @@ def test_column_percentiles_are_numpys_linear_percentiles(column: list[float], c
     column_percentiles(values, fractions, levels, 0, columns)
     expected = np.percentile(values.astype(np.float64), fractions * 100.0, axis=0)
     np.testing.assert_allclose(levels, expected, rtol=1e-12, atol=1e-9)
+
+
+@settings(deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6) | st.sampled_from([0.0, 1.0, 1.0, 2.5]), min_size=1, max_size=400))
+def test_summaries_are_numpys_percentiles_of_the_raw_sample_to_the_bit(values: list[float]) -> None:
+    # summarize and tail_risk sort first (for speed): the levels must be exactly NumPy's on the sample.
+    sample = np.array(values)
+    summary = summarize(sample)
+    assert summary.mean == float(np.mean(sample))
+    for level, value in summary.percentiles.items():
+        assert value == float(np.percentile(sample, level))
+    risk = tail_risk(sample)
+    for level, value in risk.value_at_risk.items():
+        assert value == float(np.percentile(sample, level))

@@ -44,7 +44,9 @@ def test_a_large_fund_keeps_a_real_downside() -> None:
     independent_spread = np.percentile(independent, 75) - np.percentile(independent, 25)
     assert shared_spread > 1.0
     assert shared_spread > 2.0 * independent_spread
-    assert np.mean(independent < 1.0) < 0.03
+    # Independent companies keep some funds below 1x only because their mean is lower (no selection on
+    # quality lifts the exits that happen): far fewer than with the shared market.
+    assert np.mean(independent < 1.0) < 0.5 * np.mean(shared < 1.0)
 
 
 def test_funds_move_with_their_market_state() -> None:

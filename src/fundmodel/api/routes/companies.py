@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from fundmodel.api.dependencies import EngineDep, PageDep, PrincipalDep, StageValidationDep
 from fundmodel.api.openapi_docs import plain_responses, validated_responses
@@ -13,13 +13,17 @@ from fundmodel.companies import service
 from fundmodel.companies.models import (
     AllocationBatch,
     AllocationResult,
+    Company,
     CompanyCreate,
     CompanyCreated,
     CompanyPage,
+    CompanyUpdate,
 )
 from fundmodel.stages import MAX_STAGE_NAME_LENGTH
 
 router = APIRouter(prefix="/api/funds/{fundId}", tags=["companies"])
+
+CompanyId = Annotated[int, Path(alias="companyId", ge=1, le=2**31 - 1)]
 
 
 @router.get(
@@ -77,3 +81,27 @@ def update_allocations(
     engine: EngineDep, _principal: PrincipalDep, fund_id: FundId, body: AllocationBatch
 ) -> AllocationResult:
     return service.update_allocations(engine, fund_id, body.allocations)
+
+
+@router.get(
+    "/companies/{companyId}",
+    response_model=Company,
+    responses=plain_responses(404),
+    summary="One company of a fund, with its version",
+)
+def get_company(
+    engine: EngineDep, _principal: PrincipalDep, fund_id: FundId, company_id: CompanyId
+) -> Company:
+    return service.get_company(engine, fund_id, company_id)
+
+
+@router.patch(
+    "/companies/{companyId}",
+    response_model=Company,
+    responses=plain_responses(404, 409, body=True),
+    summary="Update a company's data (entry, ownership, last round, status): optimistic locking on version",
+)
+def update_company(
+    engine: EngineDep, _principal: PrincipalDep, fund_id: FundId, company_id: CompanyId, body: CompanyUpdate
+) -> Company:
+    return service.update_company(engine, fund_id, company_id, body)

@@ -6,7 +6,7 @@ Thin: authentication, parsing and the store writes live in :mod:`fundmodel.mode_
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -24,6 +24,7 @@ from fundmodel.mode_ops.manual import set_mode_over_http
 from fundmodel.mode_ops.tokens import require_admin
 from fundmodel.observability.alertmanager import MAX_PAYLOAD_BYTES, SIGNATURE_HEADER
 from fundmodel.validation import ModeState, ValidationMode
+from fundmodel.validation.brownout import effective_state
 from fundmodel.validation.mode import MAX_CANARY_CLIENTS
 
 router = APIRouter(prefix="/_ops/stage-validation", tags=["operations"])
@@ -102,9 +103,17 @@ class WebhookResult(ApiModel):
         "ignored (no firing alert with the downgrade label)."
     )
     matching_alerts: int = Field(description="Firing alerts of this delivery carrying the downgrade label.")
-    previous: ModeValue | None = Field(description="The stored mode before this delivery (None: not read).")
+    previous: ModeValue | None = Field(
+        description="The mode in force before this delivery: the stored mode, raised by a brownout window "
+        "in force (None: not read)."
+    )
     current: ModeValue | None = Field(description="The stored mode after this delivery (None: not read).")
-    audit_id: int | None = Field(description="Audit row of the downgrade, when one was written.")
+    audit_id: int | None = Field(
+        description="Audit row of the downgrade, when one was written (none when only a brownout ended)."
+    )
+    ended_brownouts: list[int] = Field(
+        default_factory=list, description="The brownout windows this delivery ended (their ids)."
+    )
 
     @classmethod
     def of(cls, outcome: WebhookOutcome) -> WebhookResult:
@@ -114,12 +123,15 @@ class WebhookResult(ApiModel):
             previous=ModeValue.of(outcome.previous) if outcome.previous else None,
             current=ModeValue.of(outcome.current) if outcome.current else None,
             audit_id=outcome.audit_id,
+            ended_brownouts=list(outcome.ended_brownouts),
         )
 
 
 class WorkerMode(ApiModel):
     pid: int = Field(description="The worker process that answered.")
-    mode: ValidationMode = Field(description="The mode this worker applies now (its cached view).")
+    mode: ValidationMode = Field(
+        description="The mode this worker applies now (its cached view, a brownout window in force included)."
+    )
     canary_percent: float
     canary_clients: list[str] = Field(description="The named canary clients this worker applies.")
     aliases_rejected: bool
@@ -233,7 +245,11 @@ async def auto_downgrade(
 ) -> WebhookResult:
     body = await _read_body(request, limit=MAX_PAYLOAD_BYTES)
     service = AutoDowngrade(
-        engine=state.engine, store=state.mode_store, metrics=state.metrics, settings=state.settings
+        engine=state.engine,
+        store=state.mode_store,
+        brownouts=state.brownouts,
+        metrics=state.metrics,
+        settings=state.settings,
     )
     outcome = await anyio.to_thread.run_sync(
         lambda: service.receive(body, authorization=request.headers.get("authorization"), signature=signature)
@@ -264,7 +280,8 @@ def get_mode(
 ) -> ModeStatus:
     store = state.mode_store
     stored = store.read()
-    applied = store.current()
+    # What this worker's requests get now: its cached mode, raised by a brownout window in force.
+    applied = effective_state(store.current(), state.brownouts.windows(), datetime.now(UTC))
     age = min(store.cache_age(), _MAX_REPORTED_AGE_SECONDS)
     state.metrics.set_mode_cache_age(age)
     return ModeStatus(

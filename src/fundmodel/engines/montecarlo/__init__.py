@@ -1,8 +1,10 @@
 """Company-level Monte Carlo simulation of venture funds (pure NumPy + Numba, no I/O).
 
 Public interface: :class:`SimulationConfig` (the camelCase request body), :func:`simulate`,
-:func:`compare` (common random numbers), :func:`warm_up` (compile the kernels at start-up) and
-:class:`SimulationResult` (``to_json()``). The model is documented in docs/model.md.
+:func:`compare` (common random numbers), :func:`warm_up` (compile the kernels at start-up),
+:func:`simulate_block` / :func:`assemble` (a run split into blocks of funds computed anywhere, then
+assembled: bit-identical to :func:`simulate`) and :class:`SimulationResult` (``to_json()``). The model
+is documented in docs/model.md.
 """
 
 from fundmodel.engines.montecarlo.config import SimulationConfig, load_config, validation_problems
@@ -17,9 +19,12 @@ from fundmodel.engines.montecarlo.runner import (
     ENGINE_VERSION,
     MAX_ITERATIONS,
     MIN_ITERATIONS,
+    FundArrays,
     ProgressCallback,
+    assemble,
     compare,
     simulate,
+    simulate_block,
     warm_up,
 )
 
@@ -29,16 +34,19 @@ __all__ = [
     "MAX_ITERATIONS",
     "MIN_IRR",
     "MIN_ITERATIONS",
+    "FundArrays",
     "ProgressCallback",
     "SimulationConfig",
     "SimulationResult",
     "StageProfile",
     "StageProfileOverride",
+    "assemble",
     "compare",
     "default_stage_profiles",
     "load_config",
     "periodic_irr",
     "simulate",
+    "simulate_block",
     "validation_problems",
     "warm_up",
     "xirr",

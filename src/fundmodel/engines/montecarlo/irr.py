@@ -29,7 +29,7 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 
-from fundmodel.engines.montecarlo.jit import jit
+from fundmodel.engines.montecarlo.jit import jit, jit_phase, jit_step
 
 MIN_IRR = -1.0
 MAX_IRR = 100.0
@@ -59,7 +59,7 @@ Read-only: shared module state (Numba also freezes it into the compiled kernels 
 write here would never reach them anyway)."""
 
 
-@jit
+@jit_step
 def _evenly_spaced(times: npt.NDArray[np.float64], spacing: float) -> bool:
     """Whether every time is exactly ``k * spacing`` from 0 (the engine's quarters): checking only the
     ends took unevenly dated flows that happen to end on ``(count - 1) * spacing`` for even ones."""
@@ -72,12 +72,24 @@ def _evenly_spaced(times: npt.NDArray[np.float64], spacing: float) -> bool:
     return True
 
 
-@jit
+@jit_step
+def _time_step(times: npt.NDArray[np.float64]) -> float:
+    """The step of evenly spaced ``times`` (every time exactly ``k * step`` from 0); NaN when they are
+    not. Checked once per IRR rather than at every iterate: it is a pass over all the times."""
+    spacing = times[1] - times[0] if times.shape[0] > 1 else 0.0
+    if _evenly_spaced(times, spacing):
+        return spacing
+    return math.nan
+
+
+@jit_step
 def _npv_derivatives(
-    flows: npt.NDArray[np.float64], times: npt.NDArray[np.float64], rate: float
+    flows: npt.NDArray[np.float64], times: npt.NDArray[np.float64], rate: float, spacing: float
 ) -> tuple[float, float, float, float]:
     """NPV at ``rate``, its first and second derivatives with respect to the rate, and the sum of the
-    absolute discounted flows (the scale against which the NPV counts as zero)."""
+    absolute discounted flows (the scale against which the NPV counts as zero).
+
+    ``spacing`` is the times' common step when they are evenly spaced, else NaN (:func:`_time_step`)."""
     # Evenly spaced times (the engine's quarterly flows) take a multiply per period instead of an exp.
     log_growth = math.log1p(rate)
     total = 0.0
@@ -85,8 +97,7 @@ def _npv_derivatives(
     second = 0.0
     magnitude = 0.0
     count = flows.shape[0]
-    spacing = times[1] - times[0] if count > 1 else 0.0
-    if _evenly_spaced(times, spacing):
+    if not math.isnan(spacing):
         factor = math.exp(-log_growth * spacing)
         discount = 1.0
         for k in range(count):
@@ -148,7 +159,7 @@ def solve_irr(flows: npt.NDArray[np.float64], times: npt.NDArray[np.float64], gu
     return rate
 
 
-@jit
+@jit_step
 def _one_signed_irr(flows: npt.NDArray[np.float64]) -> float:
     """The IRR of flows without a sign change (0 when all are zero); NaN when both signs occur."""
     has_positive = False
@@ -167,12 +178,13 @@ def _one_signed_irr(flows: npt.NDArray[np.float64]) -> float:
     return math.nan
 
 
-@jit
+@jit_phase
 def _iterated_irr(flows: npt.NDArray[np.float64], times: npt.NDArray[np.float64], guess: float) -> float:
     """The safeguarded Halley iteration's root, or NaN when it does not converge on one."""
     rate = min(max(guess, -0.99), MAX_IRR)
+    spacing = _time_step(times)
     for _ in range(_MAX_ITERATIONS):
-        value, slope, curvature, magnitude = _npv_derivatives(flows, times, rate)
+        value, slope, curvature, magnitude = _npv_derivatives(flows, times, rate, spacing)
         if slope == 0.0 or not math.isfinite(value) or not math.isfinite(slope):
             break
         next_rate = _next_rate(rate, value, slope, curvature)
@@ -189,7 +201,7 @@ def _iterated_irr(flows: npt.NDArray[np.float64], times: npt.NDArray[np.float64]
     return math.nan
 
 
-@jit
+@jit_step
 def _next_rate(rate: float, value: float, slope: float, curvature: float) -> float:
     """Halley's step (cubic convergence); Newton's when the correction would flip its sign. A step past
     -100 % goes halfway from ``rate`` to -100 % instead."""

@@ -42,6 +42,7 @@ from fundmodel.engines.montecarlo.distributions import (
     delay_quarters_from_uniform,
     exit_multiple_from_score,
     normal_score_below,
+    quantile_cell,
     standard_normal_quantile,
 )
 from fundmodel.engines.montecarlo.jit import jit, jit_phase, jit_step
@@ -72,6 +73,14 @@ EVENT_INDEX_MASK = (1 << EVENT_INDEX_BITS) - 1
 
 MAX_TRANCHES = 8
 """Financings per company the book can hold: the initial check and one follow-on per later stage."""
+
+FAILS = 1
+SURVIVES = 0
+UNDECIDED = -1
+"""Outcomes of :func:`outcome_from_quality_cell`."""
+_QUALITY_SCORE_MARGIN = 1e-9
+"""Absolute slack on an outcome decided from the quality's grid cell: far above the rounding of the
+quantiles and of the score's sums (scores are a few units), as for ``distributions.normal_score_below``."""
 
 
 class FundStream(NamedTuple):
@@ -225,13 +234,34 @@ def recovery_share(stream: FundStream, key: int, round_index: int, rate: float, 
 
 
 @jit_step
+def outcome_from_quality_cell(
+    u: float,
+    common_low: float,
+    common_high: float,
+    scale: float,
+    threshold: float,
+    grid: npt.NDArray[np.float64],
+) -> int:
+    """Whether ``common + scale x standard_normal_quantile(u) < threshold`` (``FAILS``) or not
+    (``SURVIVES``) for every ``common`` in ``[common_low, common_high]`` (``scale > 0``), decided from
+    the bracket of ``u``'s quantile in ``grid``; ``UNDECIDED`` when the two brackets straddle the
+    threshold. Lets a company's quality stay a grid cell (``common`` a range) until a round needs it."""
+    cell = quantile_cell(u, grid.shape[0] - 1)
+    if common_high + scale * grid[cell + 1] < threshold - _QUALITY_SCORE_MARGIN:
+        return FAILS
+    if common_low + scale * grid[cell] > threshold + _QUALITY_SCORE_MARGIN:
+        return SURVIVES
+    return UNDECIDED
+
+
+@jit_step
 def record_stage_path(
     stream: FundStream,
     key: int,
     slot: int,
     entry_stage: int,
     entry: int,
-    quality: float,
+    quality_u: float,
     market: float,
     faster: float,
     slower: float,
@@ -246,10 +276,23 @@ def record_stage_path(
     The walk ends with the company's exit or failure, or with its next event falling past the horizon
     (the company is then still alive at the horizon). ``faster`` and ``slower`` are ``exp(+-sooner)``,
     the market's factors on the delays of rounds and exits, and of failures.
+
+    The company's quality is ``standard_normal_quantile(quality_u)``, computed only when a round needs
+    its exact value (an exit's multiple, a ``topQuantile`` signal, an outcome its grid cell cannot
+    decide): most companies fail or are still running at the horizon without ever needing it, and the
+    quantile was a sixth of this phase's time. The decisions are the same as with the quantile.
     """
     stage_table = portfolio.stage_table
-    common = terms.outcome_quality * quality + terms.outcome_market * market
-    exit_common = terms.exit_quality * quality + terms.exit_market * market
+    grid = portfolio.normal_grid
+    cells = grid.shape[0] - 1
+    quality_cell = quantile_cell(quality_u, cells)
+    market_term = terms.outcome_market * market
+    # The end cells reach +-inf (and 0 x inf is NaN): there the quality is computed at once.
+    quality_known = quality_cell == 0 or quality_cell == cells - 1
+    quality = standard_normal_quantile(quality_u) if quality_known else 0.0
+    common = terms.outcome_quality * quality + market_term
+    common_low = terms.outcome_quality * grid[quality_cell] + market_term
+    common_high = terms.outcome_quality * grid[quality_cell + 1] + market_term
     sooner = -terms.market_timing * market
     stage = entry_stage
     quarter = entry
@@ -258,13 +301,21 @@ def record_stage_path(
         # The outcome score is common + idiosyncratic x (a standard-normal draw) and the delay a lognormal
         # of another; both are decided from their uniforms through the quantile grid, which gives exactly
         # what the quantiles would, usually without computing them (distributions.normal_score_below).
-        fails = normal_score_below(
-            uniform_draw(stream, key, round_index, PURPOSE_OUTCOME),
-            common,
-            terms.outcome_idiosyncratic,
-            stage_table[stage, COL_FAIL_Z],
-            portfolio.normal_grid,
-        )
+        outcome_u = uniform_draw(stream, key, round_index, PURPOSE_OUTCOME)
+        fail_z = stage_table[stage, COL_FAIL_Z]
+        outcome = UNDECIDED
+        if not quality_known:
+            outcome = outcome_from_quality_cell(
+                outcome_u, common_low, common_high, terms.outcome_idiosyncratic, fail_z, grid
+            )
+            if outcome == UNDECIDED:
+                quality = standard_normal_quantile(quality_u)
+                quality_known = True
+                common = terms.outcome_quality * quality + market_term
+        if outcome == UNDECIDED:
+            fails = normal_score_below(outcome_u, common, terms.outcome_idiosyncratic, fail_z, grid)
+        else:
+            fails = outcome == FAILS
         if fails:
             kind = EVENT_FAIL
             median_quarters = stage_table[stage, COL_FAIL_QUARTERS]
@@ -301,15 +352,17 @@ def record_stage_path(
         if kind == EVENT_ROUND:
             stage += 1
             log.stage[events] = stage
-            log.follow[events] = follows_on(
-                stream,
-                key,
-                round_index,
-                quality,
-                portfolio.signal_threshold[entry_stage, stage],
-                terms.signal_noise,
-            )
+            threshold = portfolio.signal_threshold[entry_stage, stage]
+            if not quality_known and threshold != -np.inf and threshold != np.inf:
+                quality = standard_normal_quantile(quality_u)
+                quality_known = True
+                common = terms.outcome_quality * quality + market_term
+            log.follow[events] = follows_on(stream, key, round_index, quality, threshold, terms.signal_noise)
         elif kind == EVENT_EXIT:
+            if not quality_known:
+                quality = standard_normal_quantile(quality_u)
+                quality_known = True
+            exit_common = terms.exit_quality * quality + terms.exit_market * market
             exit_score = exit_common + terms.exit_idiosyncratic * normal_draw(
                 stream, key, round_index, PURPOSE_EXIT_MULTIPLE
             )
@@ -367,14 +420,13 @@ def draw_company_paths(
         open_position(
             book, slot, check, stage_table[stage, COL_POST_MONEY], stage_table[stage, COL_PREF_STACK]
         )
-        quality = normal_draw(stream, key, ENTRY_ROUND, PURPOSE_QUALITY)
         events = record_stage_path(
             stream,
             key,
             slot,
             stage,
             entry,
-            quality,
+            uniform_draw(stream, key, ENTRY_ROUND, PURPOSE_QUALITY),
             market,
             faster,
             slower,

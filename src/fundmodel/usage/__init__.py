@@ -1,0 +1,1 @@
+"""The stage-usage ledger: recording validations per client (ledger, flush) and reading them back."""
