@@ -23,6 +23,7 @@ import json
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -31,6 +32,7 @@ from rich.console import Console
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from fundmodel.db.values import as_utc
 from fundmodel.errors import ConfigurationError, FundmodelError, InvalidInputError
 from fundmodel.ops.confirm import CONFIRM_WORD, require_confirmation
 
@@ -171,3 +173,13 @@ def one_line_errors(as_json: bool, *, interrupted: str | None = None) -> Iterato
         if interrupted is None:
             raise
         fail(interrupted, EXIT_FAILURE, as_json=as_json)
+
+
+def parse_utc_time(text: str, *, option: str, expected: str) -> datetime:
+    """An option's ISO 8601 date or time, in UTC (a time without an offset is taken as UTC); otherwise
+    one line naming the option and ``expected`` (what it takes)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInputError(f"--{option} {text!r} is not {expected}", field=option) from None
+    return as_utc(moment)

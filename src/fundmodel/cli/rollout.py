@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +29,7 @@ from fundmodel.cli.common import (
     JsonOption,
     database_url_or_settings,
     one_line_errors,
+    parse_utc_time,
     print_json,
 )
 from fundmodel.cli.common import (
@@ -335,13 +336,7 @@ def history_command(
 
 
 def _parse_until(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidInputError(
-            f"--until {text!r} is not a date (YYYY-MM-DD or ISO 8601)", field="until"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return parse_utc_time(text, option="until", expected="a date (YYYY-MM-DD or ISO 8601)")
 
 
 # Defined in its own module (it reads the usage ledger, not the rollout controller).

@@ -25,6 +25,7 @@ from fundmodel.cli.common import (
     JsonOption,
     database_url_or_settings,
     one_line_errors,
+    parse_utc_time,
     print_json,
 )
 from fundmodel.cli.database import missing_schema_explained, open_existing_database
@@ -66,13 +67,8 @@ def parse_start(text: str) -> datetime | None:
     """``now`` (``None``: the moment the window is written) or an ISO 8601 time (UTC when no offset)."""
     if text.strip().lower() == "now":
         return None
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidInputError(
-            f"--start {text!r} is not a time: use ISO 8601 (e.g. 2027-01-12T14:00Z) or 'now'", field="start"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    expected = "a time: use ISO 8601 (e.g. 2027-01-12T14:00Z) or 'now'"
+    return parse_utc_time(text, option="start", expected=expected)
 
 
 def parse_brownout_duration(text: str) -> timedelta:
